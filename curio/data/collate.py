@@ -1,0 +1,64 @@
+"""Pad a list of encoded samples into a batch of tensors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+IGNORE = -100
+
+
+@dataclass
+class SFTBatch:
+    """A padded micro-batch.
+
+    Attributes:
+        input_ids: ``[B, T]`` token ids, right-padded.
+        attention_mask: ``[B, T]`` 1 on real tokens.
+        labels: ``[B, T]`` already shifted: ``labels[b, t]`` is the token to predict from position
+            ``t`` (that is, ``input_ids[b, t + 1]``) or ``-100`` where there is no loss.
+        step_loss_tokens: loss tokens in the whole optimizer step (all micro-batches, all ranks);
+            for validation batches, this micro-batch's own count.
+    """
+
+    input_ids: Tensor
+    attention_mask: Tensor
+    labels: Tensor
+    step_loss_tokens: Tensor
+
+    @property
+    def num_loss_tokens(self) -> int:
+        return int((self.labels != IGNORE).sum())
+
+    def to(self, device) -> SFTBatch:
+        return SFTBatch(*(t.to(device) for t in (self.input_ids, self.attention_mask, self.labels, self.step_loss_tokens)))
+
+
+class Collator:
+    """``[{"input_ids", "loss_mask", "step_loss_tokens"?}] -> SFTBatch`` with right padding."""
+
+    def __init__(self, pad_token_id: int, pad_to_multiple_of: int = 1):
+        self.pad_token_id = pad_token_id
+        self.pad_to_multiple_of = pad_to_multiple_of
+
+    def __call__(self, samples: list[dict]) -> SFTBatch:
+        longest = max(len(s["input_ids"]) for s in samples)
+        m = self.pad_to_multiple_of
+        width = -(-longest // m) * m
+        batch = len(samples)
+        input_ids = torch.full((batch, width), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((batch, width), dtype=torch.long)
+        labels = torch.full((batch, width), IGNORE, dtype=torch.long)
+        for b, sample in enumerate(samples):
+            ids = torch.tensor(sample["input_ids"], dtype=torch.long)
+            mask = torch.tensor(sample["loss_mask"], dtype=torch.bool)
+            n = ids.numel()
+            input_ids[b, :n] = ids
+            attention_mask[b, :n] = 1
+            # Position t predicts token t + 1; it carries a loss when token t + 1 is supervised.
+            labels[b, : n - 1] = torch.where(mask[1:], ids[1:], IGNORE)
+        step = samples[0].get("step_loss_tokens")
+        step_tokens = int((labels != IGNORE).sum()) if step is None else step
+        return SFTBatch(input_ids, attention_mask, labels, torch.tensor(step_tokens, dtype=torch.long))

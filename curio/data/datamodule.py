@@ -1,0 +1,199 @@
+"""The LightningDataModule: read, parse, encode, split, and batch SFT data."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from curio.data.collate import Collator
+from curio.data.encoding import ConversationEncoder, Encoded
+from curio.data.formats import FORMATS, to_conversation
+from curio.data.sampling import StepWindowSampler
+from curio.data.sources import check_source, read_rows
+from curio.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+BAD_ROW_POLICIES = ("error", "skip")
+
+
+class EncodedDataset(Dataset):
+    """Encoded samples, indexed by the plain index or by the sampler's ``(index, step_tokens)``."""
+
+    def __init__(self, samples: list[Encoded]):
+        self.samples = samples
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        index, step_tokens = key if isinstance(key, tuple) else (key, None)
+        sample = self.samples[index]
+        item = {"input_ids": sample.input_ids, "loss_mask": sample.loss_mask}
+        if step_tokens is not None:
+            item["step_loss_tokens"] = step_tokens
+        return item
+
+
+class SFTDataModule(L.LightningDataModule):
+    """Supervised fine-tuning data.
+
+    Args:
+        tokenizer: the model's tokenizer (with a chat template).
+        train: a ``.jsonl``/``.json``/``.parquet`` file, a folder of them, or a hub dataset name.
+        val: same, or None to hold out ``val_size`` rows of ``train``.
+        val_size: held-out rows when ``val`` is None: an int count or a fraction in (0, 1); 0 = none.
+        format: ``auto``, ``prompt_response``, ``messages`` or ``authors`` (see ``curio.data.formats``).
+        system_prompt: system message added to rows that have none (``prompt_response``, ``messages``).
+        think_prefix: for ``authors`` rows, stripped from the target when the generation prompt
+            already ends with it (spec section 2); None disables.
+        train_split, val_split: split names for hub datasets.
+        max_prompt_tokens, max_response_tokens, prompt_overflow, response_overflow: length rules
+            (see ``ConversationEncoder``).
+        on_bad_row: ``error`` stops at the first malformed row; ``skip`` drops and counts it.
+        micro_batch_size: sequences per micro-batch per device.
+        accumulate: micro-batches per optimizer step (= ``trainer.accumulate_grad_batches``).
+        val_batch_size: sequences per validation batch (default: ``micro_batch_size``).
+        group_by_length, bucket_windows, seed: batching (see ``StepWindowSampler``).
+        num_workers: DataLoader worker processes.
+    """
+
+    def __init__(
+        self,
+        tokenizer,
+        train: str,
+        val: str | None = None,
+        val_size: float = 0.05,
+        format: str = "auto",
+        system_prompt: str | None = None,
+        think_prefix: str | None = "<think>\n",
+        train_split: str = "train",
+        val_split: str = "validation",
+        max_prompt_tokens: int = 1024,
+        max_response_tokens: int = 8192,
+        prompt_overflow: str = "drop",
+        response_overflow: str = "truncate",
+        on_bad_row: str = "error",
+        micro_batch_size: int = 2,
+        accumulate: int = 1,
+        val_batch_size: int | None = None,
+        group_by_length: bool = True,
+        bucket_windows: int = 50,
+        seed: int = 0,
+        num_workers: int = 0,
+    ):
+        super().__init__()
+        if format not in FORMATS:
+            raise ConfigError(f"data.format={format!r}: choose one of {list(FORMATS)}")
+        if on_bad_row not in BAD_ROW_POLICIES:
+            raise ConfigError(f"data.on_bad_row={on_bad_row!r}: choose one of {list(BAD_ROW_POLICIES)}")
+        if micro_batch_size < 1 or accumulate < 1:
+            raise ConfigError("data.micro_batch_size and trainer.accumulate_grad_batches must be >= 1")
+        if val_size < 0 or (isinstance(val_size, float) and not float(val_size).is_integer() and val_size >= 1):
+            raise ConfigError(f"data.val_size={val_size}: use a count >= 0 or a fraction in (0, 1)")
+        check_source(train, "data.train")
+        if val is not None:
+            check_source(val, "data.val")
+        self.tokenizer = tokenizer
+        self.train_source, self.val_source = train, val
+        self.val_size = val_size
+        self.format = format
+        self.system_prompt = system_prompt
+        self.think_prefix = think_prefix
+        self.train_split, self.val_split = train_split, val_split
+        self.encoder = ConversationEncoder(
+            tokenizer, max_prompt_tokens, max_response_tokens, prompt_overflow, response_overflow
+        )
+        self.on_bad_row = on_bad_row
+        self.micro_batch_size = micro_batch_size
+        self.accumulate = accumulate
+        self.val_batch_size = val_batch_size or micro_batch_size
+        self.group_by_length = group_by_length
+        self.bucket_windows = bucket_windows
+        self.seed = seed
+        self.num_workers = num_workers
+        self.collator = Collator(pad_token_id=tokenizer.pad_token_id)
+        self.train_set: EncodedDataset | None = None
+        self.val_set: EncodedDataset | None = None
+        self.report: dict[str, dict[str, int]] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        train = self._encode(self.train_source, self.train_split, "train")
+        if self.val_source is not None:
+            val = self._encode(self.val_source, self.val_split, "val")
+        else:
+            train, val = self._hold_out(train)
+        self.train_set, self.val_set = EncodedDataset(train), EncodedDataset(val)
+        self.report["train"]["kept"] = len(train)
+        self.report.setdefault("val", {})["kept"] = len(val)
+        for split, counts in self.report.items():
+            log.info("data %s: %s", split, ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+
+    def _encode(self, source: str, split: str, name: str) -> list[Encoded]:
+        rows = read_rows(source, split)
+        counts: Counter[str] = Counter(rows=len(rows))
+        samples: list[Encoded] = []
+        for i, row in enumerate(rows):
+            try:
+                conversation = to_conversation(row, self.format, self.system_prompt, self.think_prefix)
+                encoded, dropped = self.encoder.encode(conversation)
+            except DataError as err:
+                if self.on_bad_row == "error":
+                    raise DataError(f"{source}: row {i}: {err} (set data.on_bad_row=skip to skip such rows)") from err
+                counts["skipped_bad"] += 1
+                continue
+            if encoded is None:
+                counts[f"dropped_{dropped}"] += 1
+                continue
+            counts["truncated"] += encoded.truncated
+            samples.append(encoded)
+        if not samples:
+            raise DataError(f"{source}: no usable rows ({dict(counts)})")
+        self.report[name] = dict(counts)
+        return samples
+
+    def _hold_out(self, samples: list[Encoded]) -> tuple[list[Encoded], list[Encoded]]:
+        n = len(samples)
+        count = int(self.val_size) if self.val_size >= 1 else round(self.val_size * n)
+        if count >= n:
+            raise ConfigError(f"data.val_size={self.val_size} holds out all {n} training rows")
+        # A fixed permutation (independent of the training seed) so the val set never changes.
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(1234)).tolist()
+        held = set(perm[:count])
+        return [s for i, s in enumerate(samples) if i not in held], [samples[i] for i in sorted(held)]
+
+    def train_dataloader(self) -> DataLoader:
+        assert self.train_set is not None, "call setup() first"
+        trainer = self.trainer
+        sampler = StepWindowSampler(
+            lengths=[len(s.input_ids) for s in self.train_set.samples],
+            loss_tokens=[s.num_loss_tokens for s in self.train_set.samples],
+            micro_batch_size=self.micro_batch_size,
+            accumulate=self.accumulate,
+            world_size=trainer.world_size if trainer else 1,
+            rank=trainer.global_rank if trainer else 0,
+            seed=self.seed,
+            group_by_length=self.group_by_length,
+            bucket_windows=self.bucket_windows,
+        )
+        return DataLoader(
+            self.train_set, batch_sampler=sampler, collate_fn=self.collator, num_workers=self.num_workers
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        assert self.val_set is not None, "call setup() first"
+        if len(self.val_set) == 0:
+            return []  # type: ignore[return-value]
+        trainer = self.trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
+        # Each rank evaluates a strided shard; the module sums token losses across ranks.
+        indices = list(range(rank, len(self.val_set), world))
+        batches = [indices[i : i + self.val_batch_size] for i in range(0, len(indices), self.val_batch_size)]
+        return DataLoader(self.val_set, batch_sampler=batches, collate_fn=self.collator, num_workers=self.num_workers)

@@ -1,0 +1,13 @@
+"""Errors that mean "the user's input is wrong": the CLI prints them as one line, no traceback."""
+
+
+class UserError(Exception):
+    """A problem with configuration or data that the user can fix."""
+
+
+class ConfigError(UserError):
+    """A config key has an impossible value; the message names the key, value and rule."""
+
+
+class DataError(UserError):
+    """A data file or row is malformed; the message names the file, row and field."""

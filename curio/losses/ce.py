@@ -1,0 +1,17 @@
+"""Vanilla SFT: token-level cross-entropy on the gold demonstration (spec section 7)."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from curio.losses.base import TokenLoss, gold_logprob
+
+
+class CrossEntropyLoss(TokenLoss):
+    """``loss_t = -log p_theta(y_t | s_t)``."""
+
+    def token_losses(
+        self, logits: Tensor, targets: Tensor, teacher: dict[str, Tensor]
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        ce = -gold_logprob(logits, targets)
+        return ce, {"ce": ce}

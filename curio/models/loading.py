@@ -1,0 +1,119 @@
+"""Load a causal LM and its tokenizer from a hub id or a local folder, or build one from a config.
+
+Nothing here downloads unless the config names a hub id and the hub is reachable: a local folder
+or a config object never touches the network.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+
+log = logging.getLogger(__name__)
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+
+# Config attributes that change logits after the output layer. The losses project hidden states
+# through the output layer themselves (chunked), so such models would silently get wrong logits.
+_UNSUPPORTED_LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "output_multiplier_scale")
+
+
+def read_chat_template(template: str) -> str:
+    """A chat template given as a bundled name (``chatml``), a ``.jinja`` file path, or jinja text."""
+    bundled = TEMPLATES_DIR / f"{template}.jinja"
+    if bundled.is_file():
+        return bundled.read_text()
+    if template.endswith(".jinja"):
+        path = Path(template)
+        if not path.is_file():
+            names = sorted(p.stem for p in TEMPLATES_DIR.glob("*.jinja"))
+            raise FileNotFoundError(f"chat_template: no such file {template!r} (bundled names: {names})")
+        return path.read_text()
+    return template
+
+
+def _dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    value = getattr(torch, str(dtype), None)
+    if not isinstance(value, torch.dtype):
+        raise ValueError(f"model dtype {dtype!r} is not a torch dtype (e.g. float32, bfloat16)")
+    return value
+
+
+def load_causal_lm(
+    name_or_path: str,
+    dtype: str | None = "float32",
+    trust_remote_code: bool = False,
+    attn_implementation: str | None = None,
+    revision: str | None = None,
+    **kwargs: Any,
+) -> PreTrainedModel:
+    """``AutoModelForCausalLM.from_pretrained`` with the project's safe defaults.
+
+    Weights stay in ``dtype`` (float32 by default: fp32 master weights, with bf16 autocast chosen by
+    the trainer's ``precision``). ``trust_remote_code`` is off unless the config turns it on.
+    """
+    model = AutoModelForCausalLM.from_pretrained(
+        name_or_path,
+        dtype=_dtype(dtype),
+        trust_remote_code=trust_remote_code,
+        attn_implementation=attn_implementation,
+        revision=revision,
+        **kwargs,
+    )
+    check_supported(model)
+    return model
+
+
+def build_causal_lm(
+    config: dict[str, Any], dtype: str | None = "float32", attn_implementation: str | None = None
+) -> PreTrainedModel:
+    """A randomly initialised model from a config dict with a ``model_type`` (e.g. ``llama``)."""
+    config = dict(config)
+    model_type = config.pop("model_type", None)
+    if model_type is None:
+        raise ValueError("model.net.config needs a model_type (e.g. llama, qwen2)")
+    hf_config = AutoConfig.for_model(model_type, **config)
+    if attn_implementation is not None:
+        hf_config._attn_implementation = attn_implementation
+    model = AutoModelForCausalLM.from_config(hf_config, dtype=_dtype(dtype))
+    check_supported(model)
+    return model
+
+
+def check_supported(model: PreTrainedModel) -> None:
+    """Refuse models whose logits are not ``output_layer(final_hidden)``: the losses rely on it."""
+    for name in _UNSUPPORTED_LOGIT_TRANSFORMS:
+        value = getattr(model.config, name, None)
+        if value not in (None, 1, 1.0):
+            raise NotImplementedError(
+                f"{type(model).__name__} sets config.{name}={value}; curio's chunked losses compute "
+                "logits as lm_head(hidden) and do not apply this transform yet"
+            )
+    if model.get_output_embeddings() is None:
+        raise ValueError(f"{type(model).__name__} has no output embeddings (lm_head)")
+
+
+def load_tokenizer(
+    name_or_path: str,
+    chat_template: str | None = None,
+    trust_remote_code: bool = False,
+    revision: str | None = None,
+    **kwargs: Any,
+):
+    """``AutoTokenizer.from_pretrained``; ``chat_template`` overrides the tokenizer's own."""
+    tokenizer = AutoTokenizer.from_pretrained(
+        name_or_path, trust_remote_code=trust_remote_code, revision=revision, **kwargs
+    )
+    if chat_template is not None:
+        tokenizer.chat_template = read_chat_template(chat_template)
+    if tokenizer.pad_token is None:
+        # Padding positions are masked out of attention and loss, so any token id works; reusing EOS
+        # is safe here because labels come from template spans, never from ``ids != pad``.
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer

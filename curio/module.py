@@ -1,0 +1,182 @@
+"""The LightningModule: a Hugging Face causal LM trained with a pluggable per-token loss.
+
+It does not know which loss it runs. Each step it (1) runs the decoder to get hidden states,
+(2) keeps the loss positions only, (3) runs the teacher there if the loss needs one, and (4) hands
+hidden states and output layers to the loss, which projects them to logits chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from curio.data.collate import IGNORE, SFTBatch
+from curio.errors import ConfigError
+from curio.losses.base import LossInputs, LossOutput, TokenLoss
+from curio.step_metrics import TokenMetricWindow
+
+log = logging.getLogger(__name__)
+
+
+class SFTModule(L.LightningModule):
+    """Args:
+    model: a ``transformers`` causal LM (weights in their master dtype, usually float32).
+    loss: a :class:`~curio.losses.TokenLoss`.
+    optimizer: ``params -> Optimizer`` (a Hydra ``_partial_``).
+    scheduler: ``(optimizer, total_steps) -> LRScheduler`` stepped every optimizer step, or None.
+    teacher: a teacher from ``curio.teacher`` when ``loss.needs_teacher``, else None.
+    gradient_checkpointing: recompute each decoder layer's activations in the backward pass.
+    max_consecutive_skips: stop the run after this many optimizer steps in a row were skipped
+        because the gradient norm was not finite.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss: TokenLoss,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        teacher: nn.Module | None = None,
+        gradient_checkpointing: bool = False,
+        max_consecutive_skips: int = 10,
+    ):
+        super().__init__()
+        if loss.needs_teacher and teacher is None:
+            raise ConfigError(f"loss {type(loss).__name__} needs a teacher: set teacher=lagged|ema|frozen|live")
+        self.model = model
+        self.loss_fn = loss
+        self.teacher = teacher if loss.needs_teacher else None
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.max_consecutive_skips = max_consecutive_skips
+        self.model.config.use_cache = False
+        if gradient_checkpointing:
+            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.train_window = TokenMetricWindow()
+        self.val_window = TokenMetricWindow()
+        self.skipped_steps = 0
+        self.consecutive_skips = 0
+        self._last_step_time: float | None = None
+
+    # ----------------------------------------------------------------------------------- setup
+    def configure_model(self) -> None:
+        # Runs before a checkpoint is restored, so a resumed run then overwrites these weights
+        # with the saved teacher (and so has the teacher it would have had).
+        if self.teacher is not None and not self.teacher.is_attached:
+            self.teacher.attach(self.model)
+
+    def configure_optimizers(self):
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = self.optimizer_factory(params)
+        if self.scheduler_factory is None:
+            return optimizer
+        total = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(optimizer, total_steps=total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ------------------------------------------------------------------------------- the step
+    def compute_loss(self, batch: SFTBatch, normalizer: Tensor | float) -> LossOutput:
+        """Loss of one micro-batch; ``normalizer`` divides the summed per-token losses."""
+        hidden = self._hidden(self.model, batch)
+        mask = batch.labels != IGNORE
+        inputs = LossInputs(
+            hidden=hidden[mask],
+            targets=batch.labels[mask],
+            head=self.model.get_output_embeddings(),
+            normalizer=normalizer,
+        )
+        if self.teacher is not None:
+            if self.teacher.is_live:
+                # Same forward, detached: no second model and no second decoder pass.
+                inputs.teacher_hidden, inputs.teacher_head = inputs.hidden.detach(), inputs.head
+            else:
+                inputs.teacher_hidden = self.teacher.hidden_states(batch.input_ids, batch.attention_mask)[mask]
+                inputs.teacher_head = self.teacher.head
+        return self.loss_fn(inputs)
+
+    @staticmethod
+    def _hidden(model: nn.Module, batch: SFTBatch) -> Tensor:
+        """``[B, T, H]`` final hidden states: the decoder without the output layer."""
+        return model.base_model(
+            input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False
+        ).last_hidden_state
+
+    def on_train_batch_start(self, batch: SFTBatch, batch_idx: int) -> None:
+        if batch_idx % self.trainer.accumulate_grad_batches == 0 and self.teacher is not None:
+            # The 1-indexed optimizer step about to run (spec section 4 counts steps from 1).
+            self.teacher.before_optimizer_step(self.global_step + 1, self.model)
+
+    def training_step(self, batch: SFTBatch, batch_idx: int) -> Tensor:
+        loss_tokens = batch.num_loss_tokens
+        if self.loss_fn.aggregation == "step_token_mean":
+            # Lightning divides by the accumulation count and DDP/FSDP average over ranks; undo
+            # both so the step's gradient is (sum of token losses) / (loss tokens in the step).
+            scale = self.trainer.accumulate_grad_batches * self.trainer.world_size
+            normalizer = batch.step_loss_tokens.clamp(min=1).to(torch.float32) / scale
+        else:
+            normalizer = float(max(loss_tokens, 1))
+        out = self.compute_loss(batch, normalizer)
+        # The logged loss is the step's loss: each micro-batch's share, summed over the window.
+        share = out.loss.detach() / (self.trainer.accumulate_grad_batches * self.trainer.world_size)
+        self.train_window.add(out.token_metrics, float(share), int(batch.attention_mask.sum()), loss_tokens)
+        return out.loss
+
+    def on_train_start(self) -> None:
+        self._last_step_time = time.perf_counter()
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        grad_norm = torch.nn.utils.get_total_norm(grads, norm_type=2.0) if grads else torch.tensor(0.0)
+        finite = bool(torch.isfinite(grad_norm))
+        if not finite:
+            # Skip the update (the authors' rule): AdamW leaves parameters without a grad alone.
+            for p in self.model.parameters():
+                p.grad = None
+            self.skipped_steps += 1
+            self.consecutive_skips += 1
+            log.warning("step %d: non-finite gradient norm, update skipped", self.global_step + 1)
+        else:
+            self.consecutive_skips = 0
+        now = time.perf_counter()
+        metrics = self.train_window.compute(self._reduce_sum, "train")
+        elapsed = now - (self._last_step_time or now)
+        self._last_step_time = now
+        metrics["train/tokens_per_sec"] = metrics.pop("train/tokens") / elapsed if elapsed > 0 else 0.0
+        metrics.update({
+            "train/grad_norm": float(grad_norm),
+            "train/lr": optimizer.param_groups[0]["lr"],
+            "train/skipped_steps": float(self.skipped_steps),
+        })
+        self.train_window.reset()
+        self.log("train_loss", metrics["train/loss"], prog_bar=True, logger=False)
+        self.log_dict(metrics, on_step=True, on_epoch=False)
+        if self.consecutive_skips >= self.max_consecutive_skips:
+            raise FloatingPointError(
+                f"{self.consecutive_skips} optimizer steps in a row had a non-finite gradient norm "
+                f"(limit max_consecutive_skips={self.max_consecutive_skips}); the weights are those of "
+                "the last good step: lower optim.lr or check the data"
+            )
+
+    # --------------------------------------------------------------------------- validation
+    def validation_step(self, batch: SFTBatch, batch_idx: int) -> None:
+        out = self.compute_loss(batch, normalizer=1.0)  # a sum: divided by all val tokens at the end
+        self.val_window.add(out.token_metrics, float(out.loss), int(batch.attention_mask.sum()), batch.num_loss_tokens)
+
+    def on_validation_epoch_end(self) -> None:
+        metrics = self.val_window.compute(self._reduce_sum, "val")
+        metrics["val/loss"] = metrics["val/loss"] / max(metrics["val/loss_tokens"], 1.0)
+        metrics.pop("val/tokens")
+        self.val_window.reset()
+        self.log_dict(metrics, on_step=False, on_epoch=True)
+
+    def _reduce_sum(self, tensor: Tensor) -> Tensor:
+        if self.trainer.world_size > 1:
+            return self.trainer.strategy.reduce(tensor, reduce_op="sum")
+        return tensor
+
