@@ -24,10 +24,22 @@ def main(cfg: DictConfig) -> float | None:
 
     try:
         metrics = train(cfg)
-    except UserError as err:
-        log.error("error: %s", err)
+    except Exception as err:
+        user_error = _user_error(err)
+        if user_error is None:
+            raise
+        log.error("error: %s", user_error)
         sys.exit(2)
     return metrics.get("val/loss")
+
+
+def _user_error(err: BaseException | None) -> UserError | None:
+    """The UserError behind ``err``, if any (Hydra's instantiate wraps constructor errors)."""
+    while err is not None:
+        if isinstance(err, UserError):
+            return err
+        err = err.__cause__ or err.__context__
+    return None
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     teacher = instantiate(cfg.teacher) if loss.needs_teacher else None
     tokenizer = instantiate(cfg.model.tokenizer)
     datamodule = instantiate(cfg.data, tokenizer=tokenizer)
+    datamodule.setup("fit")  # read and encode now: a bad row fails before the model loads
     optimizer = instantiate(cfg.optim)
     scheduler = instantiate(cfg.sched) if cfg.get("sched") else None
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
@@ -45,7 +46,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"the tokenizer has {len(tokenizer)} tokens but the model's output layer only {vocab}")
     module = SFTModule(model, loss, optimizer, scheduler, teacher, **cfg.get("module", {}))
 
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    no_val = {"limit_val_batches": 0} if len(datamodule.val_set) == 0 else {}
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **no_val)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from curio.data.collate import Collator
 from curio.data.encoding import ConversationEncoder, Encoded
-from curio.data.formats import FORMATS, to_conversation
+from curio.data.formats import FORMATS, detect_format, to_conversation
 from curio.data.sampling import StepWindowSampler
 from curio.data.sources import check_source, read_rows
 from curio.errors import ConfigError, DataError
@@ -139,10 +139,18 @@ class SFTDataModule(L.LightningDataModule):
     def _encode(self, source: str, split: str, name: str) -> list[Encoded]:
         rows = read_rows(source, split)
         counts: Counter[str] = Counter(rows=len(rows))
+        fmt = self.format
+        if fmt == "auto":
+            # One format per file, read off the first row, so a later row that lacks a field is
+            # reported as exactly that rather than as "unknown format".
+            try:
+                fmt = detect_format(rows[0])
+            except ValueError as err:
+                raise DataError(f"{source}: row 0: {err} (or set data.format)") from err
         samples: list[Encoded] = []
         for i, row in enumerate(rows):
             try:
-                conversation = to_conversation(row, self.format, self.system_prompt, self.think_prefix)
+                conversation = to_conversation(row, fmt, self.system_prompt, self.think_prefix)
                 encoded, dropped = self.encoder.encode(conversation)
             except DataError as err:
                 if self.on_bad_row == "error":
