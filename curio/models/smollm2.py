@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM, PreTrainedModel
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedModel
 
 from curio.models.loading import check_supported, load_tokenizer
 
@@ -54,7 +54,9 @@ def _converted_folder() -> Path:
     folder = _wheel_folder()
     log.info("Converting %s to a Hugging Face folder at %s (once, ~20 s)", GGUF_FILE, target)
     gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=GGUF_FILE, dtype="float32")
-    model = LlamaForCausalLM(gguf_model.config)
+    config = gguf_model.config.to_dict()
+    config.pop("quantization_config", None)  # the copy is plain float32, not GGUF-quantised
+    model = LlamaForCausalLM(LlamaConfig.from_dict(config))
     model.load_state_dict(gguf_model.state_dict())
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=GGUF_FILE)
     target.parent.mkdir(parents=True, exist_ok=True)

