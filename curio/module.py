@@ -8,6 +8,7 @@ hidden states and output layers to the loss, which projects them to logits chunk
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -76,9 +77,24 @@ class SFTModule(L.LightningModule):
         optimizer = self.optimizer_factory(params)
         if self.scheduler_factory is None:
             return optimizer
-        total = int(self.trainer.estimated_stepping_batches)
+        total = self._total_steps()
         scheduler = self.scheduler_factory(optimizer, total_steps=total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _total_steps(self) -> int:
+        """Optimizer steps of the whole run, for the schedule's horizon.
+
+        Not ``trainer.estimated_stepping_batches``: that builds the train loader before a checkpoint
+        is restored, and Lightning then never hands the loader its saved position.
+        """
+        trainer = self.trainer
+        per_epoch = trainer.datamodule.steps_per_epoch(trainer.world_size)
+        by_epochs = per_epoch * trainer.max_epochs if trainer.max_epochs not in (None, -1) else None
+        by_steps = trainer.max_steps if trainer.max_steps not in (None, -1) else None
+        candidates = [n for n in (by_epochs, by_steps) if n is not None]
+        if not candidates:
+            raise ConfigError("set trainer.max_steps or trainer.max_epochs: the schedule needs a horizon")
+        return max(1, min(candidates))
 
     # ------------------------------------------------------------------------------- the step
     def compute_loss(self, batch: SFTBatch, normalizer: Tensor | float) -> LossOutput:
@@ -162,6 +178,31 @@ class SFTModule(L.LightningModule):
                 f"(limit max_consecutive_skips={self.max_consecutive_skips}); the weights are those of "
                 "the last good step: lower optim.lr or check the data"
             )
+
+    # --------------------------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Weights, optimizer, scheduler, loops and the data position are Lightning's (and the
+        # teacher is a submodule, so it is in the state dict); these make a resumed run identical.
+        checkpoint["curio"] = {
+            "skipped_steps": self.skipped_steps,
+            "consecutive_skips": self.consecutive_skips,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "python": random.getstate(),
+            },
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("curio")
+        if state is None:
+            return
+        self.skipped_steps = state["skipped_steps"]
+        self.consecutive_skips = state["consecutive_skips"]
+        torch.set_rng_state(state["rng"]["torch"])
+        if state["rng"]["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        random.setstate(state["rng"]["python"])
 
     # --------------------------------------------------------------------------- validation
     def validation_step(self, batch: SFTBatch, batch_idx: int) -> None:

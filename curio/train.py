@@ -19,6 +19,18 @@ log = logging.getLogger(__name__)
 logging.getLogger("lightning.pytorch").handlers.clear()
 
 
+def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
+    """``auto``: this run dir's ``checkpoints/last.ckpt`` if there is one (else start fresh), so
+    the same command both starts and resumes a pre-emptible job. Other values go to Lightning."""
+    if ckpt_path != "auto":
+        return ckpt_path
+    last = output_dir / "checkpoints" / "last.ckpt"
+    if last.is_file():
+        log.info("Resuming from %s", last)
+        return str(last)
+    return None
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fine-tune ``cfg.model`` on ``cfg.data`` with ``cfg.loss``; returns the final metrics.
 
@@ -50,7 +62,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **no_val)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), output_dir))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     log.info("Run dir: %s", output_dir)
     return metrics

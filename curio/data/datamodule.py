@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
@@ -38,6 +39,28 @@ class EncodedDataset(Dataset):
         if step_tokens is not None:
             item["step_loss_tokens"] = step_tokens
         return item
+
+
+class ResumableDataLoader(DataLoader):
+    """A DataLoader whose position in the epoch is saved in Lightning checkpoints.
+
+    Lightning stores ``state_dict()`` of a stateful train loader in the checkpoint and calls
+    ``load_state_dict`` on resume before it starts iterating; the sampler then skips the
+    micro-batches that were already trained on, so a run resumed mid-epoch sees exactly the data
+    order of an uninterrupted one. ``progress`` returns how many micro-batches of the current epoch
+    the trainer has processed (the DataLoader itself cannot tell: batches are prefetched).
+    """
+
+    def __init__(self, *args, progress: Callable[[], int], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.progress = progress
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.batch_sampler.epoch, "micro_batches_done": self.progress()}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.batch_sampler.set_epoch(state["epoch"])
+        self.batch_sampler.skip = state["micro_batches_done"]
 
 
 class SFTDataModule(L.LightningDataModule):
@@ -177,6 +200,14 @@ class SFTDataModule(L.LightningDataModule):
         held = set(perm[:count])
         return [s for i, s in enumerate(samples) if i not in held], [samples[i] for i in sorted(held)]
 
+    def step_window(self, world_size: int) -> int:
+        """Sequences per optimizer step across all devices."""
+        return self.micro_batch_size * self.accumulate * world_size
+
+    def steps_per_epoch(self, world_size: int) -> int:
+        assert self.train_set is not None, "call setup() first"
+        return len(self.train_set) // self.step_window(world_size)
+
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None, "call setup() first"
         trainer = self.trainer
@@ -191,9 +222,18 @@ class SFTDataModule(L.LightningDataModule):
             group_by_length=self.group_by_length,
             bucket_windows=self.bucket_windows,
         )
-        return DataLoader(
-            self.train_set, batch_sampler=sampler, collate_fn=self.collator, num_workers=self.num_workers
+        return ResumableDataLoader(
+            self.train_set,
+            batch_sampler=sampler,
+            collate_fn=self.collator,
+            num_workers=self.num_workers,
+            progress=self._micro_batches_done,
         )
+
+    def _micro_batches_done(self) -> int:
+        # Checkpoints are written after a batch is processed (on_train_batch_end or after
+        # validation), so "processed" is what a resumed run must skip.
+        return self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
 
     def val_dataloader(self) -> DataLoader:
         assert self.val_set is not None, "call setup() first"

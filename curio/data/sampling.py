@@ -56,6 +56,7 @@ class StepWindowSampler(Sampler[list[tuple[int, int]]]):
         self.group_by_length = group_by_length and shuffle
         self.bucket_windows = bucket_windows
         self.epoch = 0
+        self.skip = 0  # micro-batches of the current epoch already trained on (set on resume)
         self.window = micro_batch_size * accumulate * world_size
         if len(self.lengths) < self.window:
             raise ConfigError(
@@ -90,9 +91,14 @@ class StepWindowSampler(Sampler[list[tuple[int, int]]]):
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         size = self.micro_batch_size
+        skip, self.skip = self.skip, 0  # a resumed epoch skips what it trained on, only once
+        count = 0
         for window in self.windows():
             step_tokens = sum(self.loss_tokens[i] for i in window)
             # Micro-batch (rank r, accumulation slot j) holds window[(r * accumulate + j) * size : ...].
             for j in range(self.accumulate):
+                count += 1
+                if count <= skip:
+                    continue
                 start = (self.rank * self.accumulate + j) * size
                 yield [(i, step_tokens) for i in window[start : start + size]]
