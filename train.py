@@ -12,7 +12,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from curio.config import CONF_DIR, check_group_overrides
+from curio.config import CONF_DIR, check_group_overrides, check_override_keys, validate_config
 from curio.errors import UserError
 
 log = logging.getLogger("curio")
@@ -42,9 +42,18 @@ def _user_error(err: BaseException | None) -> UserError | None:
     return None
 
 
+def precheck(argv: list[str]) -> None:
+    """Typos in overrides fail here in about a second, as one line, before anything is imported
+    or loaded. Sweeps (``-m``) get the group check only: their values are lists."""
+    check_group_overrides(argv)
+    if any(a in ("-m", "--multirun") for a in argv) or any(a.startswith("-") for a in argv):
+        return
+    validate_config(check_override_keys(argv))
+
+
 if __name__ == "__main__":
     try:
-        check_group_overrides(sys.argv[1:])
+        precheck(sys.argv[1:])
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

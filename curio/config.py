@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
+from curio.data.sources import check_source
 from curio.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,3 +44,108 @@ def check_group_overrides(overrides: list[str], conf_dir: Path = CONF_DIR) -> No
             if choice in ("null", "") or choice in known:
                 continue
             raise ConfigError(f"{group}={choice}: no such option; choose one of {', '.join(known)}")
+
+
+def check_override_keys(overrides: list[str], conf_dir: Path = CONF_DIR) -> DictConfig:
+    """Compose the config as ``train.py`` will and reject ``key=value`` overrides of keys that do
+    not exist, suggesting the nearest ones (``optim.lrr`` -> ``optim.lr``). Returns the config.
+
+    Hydra reports these too, but as several lines plus a hint about stack traces.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    plain = [o for o in overrides if "=" in o and not o.startswith(("+", "~", "-", "hydra."))]
+    groups = [o for o in overrides if o not in plain]
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(conf_dir)):
+        try:
+            base = compose("train", overrides=[o for o in groups if not o.startswith("hydra.")])
+        except (HydraException, OmegaConfBaseException) as err:
+            raise ConfigError(_first_line(err)) from err
+        for override in plain:
+            key = override.split("=", 1)[0]
+            if OmegaConf.select(base, key, default=_MISSING) is _MISSING and not (conf_dir / key).is_dir():
+                raise ConfigError(_unknown_key_message(base, key))
+        try:
+            return compose("train", overrides=[o for o in overrides if not o.startswith("hydra.")])
+        except (HydraException, OmegaConfBaseException) as err:
+            raise ConfigError(_first_line(err)) from err
+
+
+_MISSING = object()
+
+
+def _first_line(err: Exception) -> str:
+    return " ".join(str(err).strip().splitlines()[:1]) or type(err).__name__
+
+
+def _unknown_key_message(cfg: DictConfig, key: str) -> str:
+    parent_key, _, leaf = key.rpartition(".")
+    parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+    siblings = [str(k) for k in parent.keys()] if isinstance(parent, DictConfig) else []
+    near = difflib.get_close_matches(leaf, siblings, n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(f'{parent_key}.{n}' if parent_key else n for n in near)}?" if near else ""
+    where = f" in {parent_key}" if parent_key and isinstance(parent, DictConfig) else ""
+    return f"{key}: no such key{where}{hint} (to add a new key use +{key}=...)"
+
+
+#: Value rules checked on the composed config before anything is built: (key, test, rule).
+RULES: list[tuple[str, Callable[[Any], bool], str]] = [
+    ("optim.lr", lambda v: v > 0, "must be > 0"),
+    ("optim.weight_decay", lambda v: v >= 0, "must be >= 0"),
+    ("temp.top_k", lambda v: v >= 1, "must be >= 1"),
+    ("temp.tau_min", lambda v: v > 0, "must be > 0"),
+    ("temp.tau", lambda v: v > 0, "must be > 0"),
+    ("teacher.alpha", lambda v: 0 <= v <= 1, "must be in [0, 1]"),
+    ("teacher.sync_every", lambda v: v >= 1, "must be >= 1"),
+    ("loss.lam", lambda v: v >= 0, "must be >= 0"),
+    ("loss.chunk_size", lambda v: v is None or v >= 0, "must be >= 0 or null"),
+    ("data.micro_batch_size", lambda v: v >= 1, "must be >= 1"),
+    ("trainer.accumulate_grad_batches", lambda v: v >= 1, "must be >= 1"),
+    ("trainer.max_steps", lambda v: v == -1 or v >= 1, "must be >= 1 (or -1 for max_epochs)"),
+    ("trainer.gradient_clip_val", lambda v: v is None or v > 0, "must be > 0 or null"),
+    ("sched.warmup_steps", lambda v: v >= 0, "must be >= 0"),
+    ("model.net.dtype", lambda v: v in (None, "float32", "bfloat16", "float16", "float64"),
+     "must be one of float32, bfloat16, float16, float64 or null"),
+]
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Impossible values fail here, naming the key, the value and the rule."""
+    for key, test, rule in RULES:
+        value = OmegaConf.select(cfg, key, default=_MISSING)
+        if value is _MISSING:
+            continue
+        try:
+            ok = test(value)
+        except TypeError:
+            ok = False
+        if not ok:
+            raise ConfigError(f"{key}={value}: {rule}")
+    temp = cfg.get("temp") or {}
+    if "tau_min" in temp and "tau_max" in temp and temp.tau_min > temp.tau_max:
+        raise ConfigError(f"temp.tau_min={temp.tau_min} > temp.tau_max={temp.tau_max}: need tau_min <= tau_max")
+    for key in ("data.train", "data.val"):
+        source = OmegaConf.select(cfg, key, default=None)
+        if isinstance(source, str):
+            check_source(source, key)
+    if cfg.trainer.get("max_steps", -1) == -1 and cfg.trainer.get("max_epochs") in (None, -1):
+        raise ConfigError("trainer.max_steps and trainer.max_epochs are both unset: the run would never end")
+
+
+SECRET_WORDS = ("token", "api_key", "apikey", "secret", "password")
+
+
+def redact(container: Any) -> Any:
+    """A copy of a plain config container with secret-looking values replaced by ``***``."""
+    if isinstance(container, dict):
+        return {
+            k: "***" if any(w in str(k).lower() for w in SECRET_WORDS) and isinstance(v, str) and v else redact(v)
+            for k, v in container.items()
+        }
+    if isinstance(container, list):
+        return [redact(v) for v in container]
+    return container

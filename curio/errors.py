@@ -11,3 +11,7 @@ class ConfigError(UserError):
 
 class DataError(UserError):
     """A data file or row is malformed; the message names the file, row and field."""
+
+
+class TrainingDiverged(UserError):
+    """Too many optimizer steps in a row had a non-finite gradient; the last good state is saved."""

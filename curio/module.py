@@ -11,6 +11,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -18,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from curio.data.collate import IGNORE, SFTBatch
-from curio.errors import ConfigError
+from curio.errors import ConfigError, TrainingDiverged
 from curio.losses.base import LossInputs, LossOutput, TokenLoss
 from curio.step_metrics import TokenMetricWindow
 
@@ -71,6 +72,14 @@ class SFTModule(L.LightningModule):
         # with the saved teacher (and so has the teacher it would have had).
         if self.teacher is not None and not self.teacher.is_attached:
             self.teacher.attach(self.model)
+        # FSDP2 (trainer=fsdp): shard student and teacher copy alike, after the copy is taken.
+        strategy = self._trainer.strategy if self._trainer is not None else None
+        if isinstance(strategy, L.pytorch.strategies.ModelParallelStrategy):
+            from curio.parallel import FSDP2Strategy
+
+            if not isinstance(strategy, FSDP2Strategy):
+                raise ConfigError("for sharded training use trainer=fsdp (curio.parallel.FSDP2Strategy)")
+            strategy.shard(self.model, getattr(self.teacher, "model", None))
 
     def configure_optimizers(self):
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -173,10 +182,13 @@ class SFTModule(L.LightningModule):
         self.log("train_loss", metrics["train/loss"], prog_bar=True, logger=False)
         self.log_dict(metrics, on_step=True, on_epoch=False)
         if self.consecutive_skips >= self.max_consecutive_skips:
-            raise FloatingPointError(
+            # No update happened since the last good step, so these are its weights.
+            path = Path(self.trainer.default_root_dir) / "checkpoints" / "last-good.ckpt"
+            self.trainer.save_checkpoint(path)
+            raise TrainingDiverged(
                 f"{self.consecutive_skips} optimizer steps in a row had a non-finite gradient norm "
                 f"(limit max_consecutive_skips={self.max_consecutive_skips}); the weights are those of "
-                "the last good step: lower optim.lr or check the data"
+                f"the last good step, saved to {path}: lower optim.lr or check the data"
             )
 
     # --------------------------------------------------------------------------- checkpoints

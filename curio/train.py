@@ -7,16 +7,36 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import yaml
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from curio.errors import ConfigError
+from curio.checkpoint_io import AtomicCheckpointIO
+from curio.config import redact, validate_config
+from curio.errors import ConfigError, UserError
 from curio.module import SFTModule
 
 log = logging.getLogger(__name__)
 # Lightning attaches its own console handler; Hydra's root handlers already print (and file) its
 # records, so drop Lightning's to avoid every line showing twice.
 logging.getLogger("lightning.pytorch").handlers.clear()
+
+
+def build(node: Any, key: str, **kwargs: Any) -> Any:
+    """``instantiate`` whose constructor-argument errors come out as one ``ConfigError`` naming
+    the config key (Hydra wraps them in its own exception with the whole stack)."""
+    try:
+        return instantiate(node, **kwargs)
+    except Exception as err:
+        cause: BaseException | None = err
+        while cause is not None and not isinstance(cause, (UserError, ValueError, TypeError)):
+            cause = cause.__cause__ or cause.__context__
+        if isinstance(cause, UserError):
+            raise cause from err
+        if isinstance(cause, (ValueError, TypeError)):
+            raise ConfigError(f"{key}: {cause}") from err
+        raise
 
 
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
@@ -31,37 +51,62 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
     return None
 
 
+def save_run_config(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
+    """Write the resolved config and the command-line overrides, secrets masked."""
+    resolved = redact(OmegaConf.to_container(cfg, resolve=True))
+    (output_dir / "config_resolved.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    if HydraConfig.initialized():
+        overrides = [o if "=" not in o else "=".join(redact(dict([o.split("=", 1)])).popitem())
+                     for o in HydraConfig.get().overrides.task]
+        (output_dir / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    return resolved
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fine-tune ``cfg.model`` on ``cfg.data`` with ``cfg.loss``; returns the final metrics.
 
-    Everything cheap (data paths, loss and teacher settings) is built before the model, so a bad
-    config fails in seconds, not after loading a 7B checkpoint.
+    The order is cheapest first: values, loss, teacher, trainer, tokenizer, data (read and encoded
+    in full), and only then the model, so a bad config or a bad row fails in seconds, not after
+    loading a 7B checkpoint.
     """
+    validate_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, output_dir / "config_resolved.yaml", resolve=True)
+    resolved = save_run_config(cfg, output_dir)
     L.seed_everything(cfg.seed, workers=True)
 
-    loss = instantiate(cfg.loss)
-    teacher = instantiate(cfg.teacher) if loss.needs_teacher else None
-    tokenizer = instantiate(cfg.model.tokenizer)
-    datamodule = instantiate(cfg.data, tokenizer=tokenizer)
-    datamodule.setup("fit")  # read and encode now: a bad row fails before the model loads
-    optimizer = instantiate(cfg.optim)
-    scheduler = instantiate(cfg.sched) if cfg.get("sched") else None
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
+    loss = build(cfg.loss, "loss")
+    if loss.needs_teacher and not cfg.get("teacher"):
+        raise ConfigError(f"loss={type(loss).__name__} needs a teacher: set teacher=lagged|ema|frozen|live")
+    teacher = build(cfg.teacher, "teacher") if loss.needs_teacher else None
+    optimizer = build(cfg.optim, "optim")
+    scheduler = build(cfg.sched, "sched") if cfg.get("sched") else None
+    callbacks = [build(c, f"callbacks.{k}") for k, c in (cfg.get("callbacks") or {}).items() if c]
+    loggers = [build(c, f"logger.{k}") for k, c in (cfg.get("logger") or {}).items() if c]
+    plugins = [] if "ModelParallel" in str(cfg.trainer.get("strategy", "")) else [AtomicCheckpointIO()]
+    trainer: L.Trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False,
+                               plugins=plugins or None)
 
-    model = instantiate(cfg.model.net)
+    tokenizer = build(cfg.model.tokenizer, "model.tokenizer")
+    datamodule = build(cfg.data, "data", tokenizer=tokenizer)
+    datamodule.setup("fit")  # read and encode now: a bad row fails before the model loads
+    if datamodule.steps_per_epoch(trainer.world_size) == 0:
+        raise ConfigError(
+            f"one optimizer step needs {datamodule.step_window(trainer.world_size)} sequences (data.micro_batch_size"
+            f" x trainer.accumulate_grad_batches x {trainer.world_size} device(s)) but the training set has "
+            f"{len(datamodule.train_set)}"
+        )
+    if len(datamodule.val_set) == 0:
+        trainer.limit_val_batches = 0
+
+    model = build(cfg.model.net, "model.net")
     vocab = model.get_output_embeddings().weight.shape[0]
     if len(tokenizer) > vocab:
         raise ConfigError(f"the tokenizer has {len(tokenizer)} tokens but the model's output layer only {vocab}")
     module = SFTModule(model, loss, optimizer, scheduler, teacher, **cfg.get("module", {}))
 
-    no_val = {"limit_val_batches": 0} if len(datamodule.val_set) == 0 else {}
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **no_val)
     for logger in trainer.loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        logger.log_hyperparams(resolved)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), output_dir))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     log.info("Run dir: %s", output_dir)

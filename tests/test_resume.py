@@ -1,5 +1,6 @@
-"""Exact resume: a run killed with SIGKILL mid-epoch and resumed ends with the weights of an
-uninterrupted run (bitwise, on CPU), for vanilla SFT and for CurioSFT with the lagged teacher."""
+"""Exact resume: a run killed mid-epoch (SIGKILL, or a pre-emption signal) and resumed with the
+documented command ends with the weights of an uninterrupted run (bitwise, on CPU), for vanilla
+SFT and for CurioSFT with the lagged teacher."""
 
 import subprocess
 import sys
@@ -8,49 +9,72 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from curio.callbacks.preemption import PREEMPTED_EXIT_CODE
 from tests.conftest import SUMS
 
 BASE = [
     "model=tiny", "data=jsonl", f"data.train={SUMS}", "data.val_size=8", "data.micro_batch_size=2",
     "trainer.accumulate_grad_batches=2", "optim.lr=3e-3", "sched.warmup_steps=2", "trainer.max_steps=8",
-    "trainer.val_check_interval=6", "callbacks.model_checkpoint.every_n_train_steps=2", "callbacks.model_checkpoint.save_top_k=-1",
-    "trainer.enable_model_summary=false", "~callbacks.progress_bar", "~callbacks.token_plots",
+    "trainer.val_check_interval=6", "callbacks.model_checkpoint.every_n_train_steps=2",
+    "callbacks.model_checkpoint.save_top_k=-1", "trainer.enable_model_summary=false",
+    "~callbacks.progress_bar", "~callbacks.token_plots",
 ]
+LOSSES = {"ce": ["loss=ce"], "curio-lagged": ["loss=curio", "teacher=lagged", "teacher.sync_every=2"]}
 
 
 def run(args, cwd):
     return subprocess.run([sys.executable, "train.py", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
-def final_weights(run_dir):
-    return load_file(run_dir / "hf" / "model.safetensors")
+@pytest.fixture(scope="module")
+def straight(repo_root, tmp_path_factory):
+    """Final weights of uninterrupted runs, per loss."""
+    weights = {}
+    for name, loss in LOSSES.items():
+        run_dir = tmp_path_factory.mktemp(f"straight-{name}")
+        result = run(BASE + loss + [f"hydra.run.dir={run_dir}"], repo_root)
+        assert result.returncode == 0, result.stderr[-2000:]
+        weights[name] = load_file(run_dir / "hf" / "model.safetensors")
+    return weights
 
 
-@pytest.mark.parametrize("loss", [["loss=ce"], ["loss=curio", "teacher=lagged", "teacher.sync_every=2"]],
-                         ids=["ce", "curio-lagged"])
-def test_sigkill_then_resume_equals_uninterrupted(repo_root, tmp_path, loss):
-    args = BASE + loss
-    straight = tmp_path / "straight"
-    result = run(args + [f"hydra.run.dir={straight}"], repo_root)
+def resume_and_compare(repo_root, run_dir, args, expected):
+    # The documented resume command: the same command, the same run dir, ckpt_path=auto.
+    result = run(args + [f"hydra.run.dir={run_dir}", "ckpt_path=auto"], repo_root)
     assert result.returncode == 0, result.stderr[-2000:]
-
-    crashed = tmp_path / "crashed"
-    # Killed before step 6: after the step-4 checkpoint, in the middle of the epoch (12 micro-batches
-    # of 20 are done) and with a teacher sync (before step 5) to restore.
-    kill = ["+callbacks.crash._target_=tests.crash.SigkillAtStep", "+callbacks.crash.step=5"]
-    result = run(args + kill + [f"hydra.run.dir={crashed}"], repo_root)
-    assert result.returncode == -9, result.stderr[-2000:]
-    assert not (crashed / "hf").exists() and (crashed / "checkpoints" / "last.ckpt").is_file()
-    assert torch.load(crashed / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
-
-    # The documented resume command: same run dir, ckpt_path=auto.
-    result = run(args + [f"hydra.run.dir={crashed}", "ckpt_path=auto"], repo_root)
-    assert result.returncode == 0, result.stderr[-2000:]
-
-    expected, resumed = final_weights(straight), final_weights(crashed)
+    resumed = load_file(run_dir / "hf" / "model.safetensors")
     assert expected.keys() == resumed.keys()
     for name in expected:
         assert torch.equal(expected[name], resumed[name]), name
-    # And the run did move: the weights are not the step-4 ones.
-    ckpt4 = torch.load(crashed / "checkpoints" / "step000004.ckpt", weights_only=True)["state_dict"]
-    assert not torch.equal(ckpt4["model.lm_head.weight"], resumed["lm_head.weight"])
+    return resumed
+
+
+@pytest.mark.parametrize("loss", list(LOSSES))
+def test_sigkill_then_resume_equals_uninterrupted(repo_root, tmp_path, straight, loss):
+    args = BASE + LOSSES[loss]
+    # Killed before step 6: after the step-4 checkpoint, mid-epoch (12 of 20 micro-batches done),
+    # with a teacher sync (before step 5) to restore.
+    kill = ["+callbacks.crash._target_=tests.crash.SigkillAtStep", "+callbacks.crash.step=5"]
+    result = run(args + kill + [f"hydra.run.dir={tmp_path}"], repo_root)
+    assert result.returncode == -9, result.stderr[-2000:]
+    assert not (tmp_path / "hf").exists()
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
+    resumed = resume_and_compare(repo_root, tmp_path, args, straight[loss])
+    ckpt4 = torch.load(tmp_path / "checkpoints" / "step000004.ckpt", weights_only=True)["state_dict"]
+    assert not torch.equal(ckpt4["model.lm_head.weight"], resumed["lm_head.weight"])  # it did move on
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGUSR1"])
+def test_preemption_signal_saves_a_checkpoint_then_resumes_exactly(repo_root, tmp_path, straight, signal_name):
+    args = BASE + LOSSES["ce"]
+    # The signal arrives during step 3; periodic checkpoints (every 5) would not have saved it.
+    signal = ["+callbacks.crash._target_=tests.crash.SignalAtStep", "+callbacks.crash.step=2",
+              f"+callbacks.crash.signal_name={signal_name}", "callbacks.model_checkpoint.every_n_train_steps=5"]
+    result = run(args + signal + [f"hydra.run.dir={tmp_path}"], repo_root)
+    assert result.returncode == PREEMPTED_EXIT_CODE, result.stderr[-2000:]
+    assert "Pre-empted" in result.stdout + result.stderr
+    assert not (tmp_path / "hf").exists()  # a pre-empted run does not pose as finished
+    # The step in flight finished, then the checkpoint was written at the step boundary.
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
+    resume_and_compare(repo_root, tmp_path, args + ["callbacks.model_checkpoint.every_n_train_steps=5"],
+                       straight["ce"])

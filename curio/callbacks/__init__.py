@@ -1,5 +1,7 @@
 """Lightning callbacks."""
 
 from curio.callbacks.hf_export import HFExport
+from curio.callbacks.preemption import PreemptionCheckpoint
+from curio.callbacks.token_plots import TokenPlots
 
-__all__ = ["HFExport"]
+__all__ = ["HFExport", "PreemptionCheckpoint", "TokenPlots"]

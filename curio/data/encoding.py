@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from curio.data.formats import Conversation
 from curio.errors import ConfigError, DataError
 
-PROMPT_OVERFLOW = ("drop", "truncate_left")
+PROMPT_OVERFLOW = ("drop", "truncate_left", "error")
 RESPONSE_OVERFLOW = ("truncate", "drop")
 
 
@@ -38,7 +38,8 @@ class ConversationEncoder:
         tokenizer: a Hugging Face tokenizer with a chat template.
         max_prompt_tokens: tokens before the first supervised token (default 1024, spec section 2).
         max_response_tokens: tokens from the first supervised token on (default 8192).
-        prompt_overflow: ``drop`` the row (authors' rule) or ``truncate_left`` (keep the prompt's end).
+        prompt_overflow: ``drop`` the row (authors' rule), ``truncate_left`` (keep the prompt's end),
+            or ``error`` (stop, naming the row).
         response_overflow: ``truncate`` (a cut response has no EOS) or ``drop`` the row.
     """
 
@@ -80,6 +81,11 @@ class ConversationEncoder:
         first = mask.index(True)
         truncated = False
         if first > self.max_prompt_tokens:
+            if self.prompt_overflow == "error":
+                raise DataError(
+                    f"field {conversation.prompt_field!r}: the prompt has {first} tokens, more than "
+                    f"data.max_prompt_tokens={self.max_prompt_tokens} (data.prompt_overflow=drop skips such rows)"
+                )
             if self.prompt_overflow == "drop":
                 return None, "prompt_too_long"
             cut = first - self.max_prompt_tokens

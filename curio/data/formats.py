@@ -26,6 +26,7 @@ class Conversation:
     prompt: list[dict[str, str]]
     response: str | None
     messages: list[dict[str, str]] | None = None
+    prompt_field: str = "prompt"  # the row field the prompt came from, for error messages
 
 
 def detect_format(row: dict[str, Any]) -> str:
@@ -62,7 +63,7 @@ def to_conversation(
         if system_prompt and messages[0]["role"] != "system":
             messages = [{"role": "system", "content": system_prompt}] + messages
         first = next(i for i, m in enumerate(messages) if m["role"] == "assistant")
-        return Conversation(prompt=messages[:first], response=None, messages=messages)
+        return Conversation(prompt=messages[:first], response=None, messages=messages, prompt_field="messages")
     if fmt == "authors":
         prompt = _messages(row, "prompt")
         target = _messages(row, "target")

@@ -1,0 +1,76 @@
+"""Save a checkpoint and stop when the job is pre-empted (SIGTERM, or SIGUSR1 as SLURM sends)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+
+log = logging.getLogger(__name__)
+
+#: Exit status of a pre-empted run (128 + SIGTERM), so schedulers see it did not finish.
+PREEMPTED_EXIT_CODE = 143
+
+
+class Preempted(SystemExit):
+    """Raised after the pre-emption checkpoint is written; ends the run without the HF export."""
+
+
+class PreemptionCheckpoint(Callback):
+    """On a pre-emption signal, finish the current optimizer step, write ``last.ckpt``, and exit.
+
+    The signal only sets a flag; the checkpoint is written at the next optimizer-step boundary
+    (never mid-accumulation), where the run can be resumed exactly with ``ckpt_path=auto`` and the
+    same ``hydra.run.dir``. All ranks stop at the same step (the flag is all-reduced).
+
+    Args:
+        signals: signal names to handle (default SIGTERM and SIGUSR1).
+        dirname: checkpoint folder, relative to the run dir.
+    """
+
+    def __init__(self, signals: tuple[str, ...] = ("SIGTERM", "SIGUSR1"), dirname: str = "checkpoints"):
+        self.signals = tuple(signals)
+        self.dirname = dirname
+        self.received: str | None = None
+        self._previous: dict[int, object] = {}
+
+    def _handle(self, signum: int, frame) -> None:
+        self.received = signal.Signals(signum).name
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be set from the main thread
+        for name in self.signals:
+            sig = getattr(signal, name)
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._restore()
+
+    def _restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+        if (batch_idx + 1) % trainer.accumulate_grad_batches != 0:
+            return
+        stop = self.received is not None
+        if trainer.world_size > 1:
+            flag = torch.tensor(float(stop), device=pl_module.device)
+            stop = bool(trainer.strategy.reduce(flag, reduce_op="sum") > 0)
+        if not stop:
+            return
+        path = Path(trainer.default_root_dir) / self.dirname / "last.ckpt"
+        trainer.save_checkpoint(path)
+        log.warning("Pre-empted (%s) at step %d: saved %s; resume with ckpt_path=auto and the same "
+                    "hydra.run.dir", self.received or "signal on another rank", trainer.global_step, path)
+        raise Preempted(PREEMPTED_EXIT_CODE)
