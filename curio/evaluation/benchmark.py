@@ -1,0 +1,59 @@
+"""What an evaluation benchmark is: named problems with reference answers and how to grade them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from curio.evaluation.grading import GRADER_KINDS, GraderKind
+
+GROUPS: tuple[str, ...] = ("id", "ood")
+"""In-distribution (the math sets the model was trained for) and out-of-distribution benchmarks."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One benchmark problem.
+
+    Attributes:
+        prompt: chat messages ``[{"role": ..., "content": ...}, ...]`` to render with the model's
+            chat template.
+        ground_truth: the reference answer (a LaTeX expression, or a choice label such as ``"C"``).
+        index: position in the source file, to trace results back to it.
+    """
+
+    prompt: tuple[dict[str, str], ...]
+    ground_truth: str
+    index: int
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A named list of problems graded one way.
+
+    Attributes:
+        name: short identifier used in metric names (``aime24``).
+        group: ``"id"`` or ``"ood"``; group means average the benchmarks in a group unweighted.
+        grader: ``"math"`` or ``"choice"`` (see :mod:`curio.evaluation.grading`).
+        problems: the problems, in file order.
+    """
+
+    name: str
+    group: str
+    grader: GraderKind
+    problems: tuple[Problem, ...]
+
+    def __post_init__(self) -> None:
+        if self.group not in GROUPS:
+            raise ValueError(
+                f"benchmark {self.name!r}: group must be one of {GROUPS}, got {self.group!r}"
+            )
+        if self.grader not in GRADER_KINDS:
+            raise ValueError(
+                f"benchmark {self.name!r}: grader must be one of {GRADER_KINDS}, "
+                f"got {self.grader!r}"
+            )
+        if not self.problems:
+            raise ValueError(f"benchmark {self.name!r} has no problems")
+
+    def __len__(self) -> int:
+        return len(self.problems)
