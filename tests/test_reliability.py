@@ -1,0 +1,130 @@
+"""Typos fail fast as one line; checkpoint writes are atomic; secrets stay out of outputs;
+non-finite steps are skipped, counted, and stop a diverged run with its last good state saved."""
+
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import curio.train as curio_train
+from curio.checkpoint_io import AtomicCheckpointIO
+from curio.errors import ConfigError, TrainingDiverged, UserError
+from curio.losses.ce import CrossEntropyLoss
+from tests.conftest import FAST, compose_config
+from train import precheck
+
+# Ten typical typos, caught by the command-line check alone (no torch import, no model).
+PRECHECK_TYPOS = {
+    "loss=cruio": "choose one of ce, curio, dft, entropy",
+    "optim.lrr=1e-5": "did you mean optim.lr?",
+    "trainer.max_step=10": "did you mean trainer.max_steps",
+    "temp.tau_min=2": "temp.tau_min=2 > temp.tau_max=1.5",
+    "optim.lr=-1": "optim.lr=-1: must be > 0",
+    "teacher.alpha=1.5": "must be in [0, 1]",
+    "teacher.sync_every=0": "teacher.sync_every=0: must be >= 1",
+    "temp.top_k=0": "temp.top_k=0: must be >= 1",
+    "data.train=no/such/file.jsonl": "data.train: no such file or folder",
+    "model.net.dtype=float33": "model.net.dtype=float33: must be one of",
+}
+
+
+@pytest.mark.parametrize(("override", "needle"), PRECHECK_TYPOS.items(), ids=list(PRECHECK_TYPOS))
+def test_typo_is_one_line_before_anything_loads(override, needle):
+    start = time.perf_counter()
+    with pytest.raises(UserError) as info:
+        precheck([override])
+    assert time.perf_counter() - start < 5
+    message = str(info.value)
+    assert needle in message and "\n" not in message, message
+
+
+@pytest.mark.parametrize(("override", "needle"), [
+    ("loss.aggregation=global", "loss: loss.aggregation must be one of"),
+    ("+loss.betta=1", "loss: TokenLoss.__init__() got an unexpected keyword argument 'betta'"),
+    ("trainer.precision=bf17", "trainer: Precision 'bf17' is invalid"),
+    ("data.micro_batch_size=41", "one optimizer step needs 41 sequences"),
+])
+def test_constructor_errors_name_the_key_and_come_before_the_model(monkeypatch, tmp_path, override, needle):
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model must not be built")
+
+    monkeypatch.setattr("curio.models.build_causal_lm", no_model)
+    cfg = compose_config(FAST + [override], tmp_path)
+    with pytest.raises(ConfigError) as info:
+        curio_train.train(cfg)
+    assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_cli_typo_prints_one_line_in_about_a_second(repo_root):
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "train.py", "optim.lrr=1e-5"], cwd=repo_root, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2 and time.perf_counter() - start < 20
+    assert result.stderr.strip() == "error: optim.lrr: no such key in optim; did you mean optim.lr? " \
+                                    "(to add a new key use +optim.lrr=...)"
+
+
+def test_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
+    io = AtomicCheckpointIO()
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"step": 1, "w": torch.ones(3)}, path)
+
+    real_save = torch.save
+
+    def crash_mid_write(obj, f, *args, **kwargs):
+        real_save(obj, f, *args, **kwargs)
+        raise OSError("disk full / killed mid-write")
+
+    monkeypatch.setattr(torch, "save", crash_mid_write)
+    with pytest.raises(OSError):
+        io.save_checkpoint({"step": 2, "w": torch.zeros(3)}, path)
+    monkeypatch.setattr(torch, "save", real_save)
+    loaded = io.load_checkpoint(path)
+    assert loaded["step"] == 1 and torch.equal(loaded["w"], torch.ones(3))
+
+
+def test_secrets_never_reach_saved_configs_or_logs(tmp_path):
+    secret = "hf_SuperSecret123"
+    cfg = compose_config(FAST + ["trainer.max_steps=1", f"+hub_token={secret}", f"+wandb_api_key={secret}"], tmp_path)
+    curio_train.train(cfg)
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and path.suffix in (".yaml", ".csv", ".log", ".json", ".txt"):
+            assert secret not in path.read_text(errors="ignore"), path
+    assert "hub_token: '***'" in (tmp_path / "config_resolved.yaml").read_text()
+    assert not (tmp_path / ".hydra").exists()
+
+
+def test_trust_remote_code_is_off_in_every_hub_model_config(compose_cfg, tmp_path):
+    for name in ("qwen2_5_math_1_5b", "qwen2_5_math_7b"):
+        cfg = compose_cfg([f"model={name}"], tmp_path)
+        assert cfg.model.net.trust_remote_code is False and cfg.model.tokenizer.trust_remote_code is False
+
+
+def test_non_finite_steps_are_skipped_counted_and_stop_the_run(tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real = CrossEntropyLoss.token_losses
+
+    def nan_after_first_step(self, logits, targets, teacher):
+        loss, metrics = real(self, logits, targets, teacher)
+        calls["n"] += 1
+        return (loss * float("nan") if calls["n"] > 1 else loss), metrics
+
+    monkeypatch.setattr(CrossEntropyLoss, "token_losses", nan_after_first_step)
+    cfg = compose_config(FAST + ["trainer.max_steps=10", "module.max_consecutive_skips=3", "data.val_size=0",
+                                 "callbacks.model_checkpoint.every_n_train_steps=1",
+                                 "callbacks.model_checkpoint.save_top_k=-1"], tmp_path)
+    with pytest.raises(TrainingDiverged, match="3 optimizer steps in a row.*last-good.ckpt"):
+        curio_train.train(cfg)
+    good = torch.load(tmp_path / "checkpoints" / "last-good.ckpt", weights_only=True)
+    after_step_1 = torch.load(tmp_path / "checkpoints" / "step000001.ckpt", weights_only=True)
+    # Skipped steps changed nothing: the weights are still those after the one good step.
+    for name, value in after_step_1["state_dict"].items():
+        assert torch.equal(good["state_dict"][name], value), name
+    assert good["curio"]["skipped_steps"] == 3
+    metrics = (tmp_path / "csv" / "metrics.csv").read_text().splitlines()
+    header = metrics[0].split(",")
+    skipped = [row.split(",")[header.index("train/skipped_steps")] for row in metrics[1:]]
+    # The stopping step raises before Lightning flushes its row; the checkpoint above has its count.
+    assert [float(s) for s in skipped if s] == [0.0, 1.0, 2.0]
