@@ -138,18 +138,19 @@ class SFTModule(L.LightningModule):
             self.teacher.before_optimizer_step(self.global_step + 1, self.model)
 
     def training_step(self, batch: SFTBatch, batch_idx: int) -> Tensor:
-        loss_tokens = batch.num_loss_tokens
+        # Counts stay tensors: an int() here would stall the GPU every micro-batch.
+        loss_tokens = (batch.labels != IGNORE).sum()
         if self.loss_fn.aggregation == "step_token_mean":
             # Lightning divides by the accumulation count and DDP/FSDP average over ranks; undo
             # both so the step's gradient is (sum of token losses) / (loss tokens in the step).
             scale = self.trainer.accumulate_grad_batches * self.trainer.world_size
             normalizer = batch.step_loss_tokens.clamp(min=1).to(torch.float32) / scale
         else:
-            normalizer = float(max(loss_tokens, 1))
+            normalizer = loss_tokens.clamp(min=1).to(torch.float32)
         out = self.compute_loss(batch, normalizer)
         # The logged loss is the step's loss: each micro-batch's share, summed over the window.
         share = out.loss.detach() / (self.trainer.accumulate_grad_batches * self.trainer.world_size)
-        self.train_window.add(out.token_metrics, float(share), int(batch.attention_mask.sum()), loss_tokens)
+        self.train_window.add(out.token_metrics, share, batch.attention_mask.sum(), loss_tokens)
         return out.loss
 
     def on_train_start(self) -> None:
@@ -219,7 +220,7 @@ class SFTModule(L.LightningModule):
     # --------------------------------------------------------------------------- validation
     def validation_step(self, batch: SFTBatch, batch_idx: int) -> None:
         out = self.compute_loss(batch, normalizer=1.0)  # a sum: divided by all val tokens at the end
-        self.val_window.add(out.token_metrics, float(out.loss), int(batch.attention_mask.sum()), batch.num_loss_tokens)
+        self.val_window.add(out.token_metrics, out.loss, batch.attention_mask.sum(), (batch.labels != IGNORE).sum())
 
     def on_validation_epoch_end(self) -> None:
         metrics = self.val_window.compute(self._reduce_sum, "val")

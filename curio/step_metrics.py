@@ -33,13 +33,15 @@ class TokenMetricWindow:
         self.tokens = 0
         self.loss_tokens = 0
 
-    def add(self, token_metrics: dict[str, Tensor], loss: float, tokens: int, loss_tokens: int) -> None:
-        self.loss += loss
-        self.tokens += tokens
-        self.loss_tokens += loss_tokens
+    def add(self, token_metrics: dict[str, Tensor], loss: Tensor, tokens: Tensor, loss_tokens: Tensor) -> None:
+        """Accumulate one micro-batch. Everything stays on the device: no host sync until
+        :meth:`compute`, once per optimizer step."""
+        self.loss = self.loss + loss.detach().double()
+        self.tokens = self.tokens + tokens.double()
+        self.loss_tokens = self.loss_tokens + loss_tokens.double()
         for name, values in token_metrics.items():
             values = values.detach().float()
-            self.sums[name] = self.sums.get(name, 0.0) + values.sum()
+            self.sums[name] = self.sums.get(name, 0.0) + values.double().sum()
             self.counts[name] = self.counts.get(name, 0) + values.numel()
             if name in QUANTILE_METRICS:
                 self.values.setdefault(name, []).append(values)
@@ -47,13 +49,10 @@ class TokenMetricWindow:
     def compute(self, reduce_sum: Callable[[Tensor], Tensor], prefix: str) -> dict[str, float]:
         """Means (all ranks) and quantiles (this rank) as ``{prefix/name: value}``."""
         names = sorted(self.sums)
-        device = self.sums[names[0]].device if names else "cpu"
-        packed = torch.tensor(
-            [float(self.sums[n]) for n in names] + [float(self.counts[n]) for n in names]
-            + [self.loss, float(self.tokens), float(self.loss_tokens)],
-            dtype=torch.float64,
-            device=device,
-        )
+        device = self.loss.device if isinstance(self.loss, Tensor) else "cpu"
+        scalars = [self.sums[n] for n in names] + [float(self.counts[n]) for n in names]
+        scalars += [self.loss, self.tokens, self.loss_tokens]
+        packed = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device) for v in scalars])
         packed = reduce_sum(packed).tolist()
         k = len(names)
         out = {f"{prefix}/{n}": packed[i] / max(packed[k + i], 1.0) for i, n in enumerate(names)}

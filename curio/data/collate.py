@@ -28,10 +28,6 @@ class SFTBatch:
     labels: Tensor
     step_loss_tokens: Tensor
 
-    @property
-    def num_loss_tokens(self) -> int:
-        return int((self.labels != IGNORE).sum())
-
     def to(self, device) -> SFTBatch:
         return SFTBatch(*(t.to(device) for t in (self.input_ids, self.attention_mask, self.labels, self.step_loss_tokens)))
 
