@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -46,9 +47,10 @@ def check_group_overrides(overrides: list[str], conf_dir: Path = CONF_DIR) -> No
             raise ConfigError(f"{group}={choice}: no such option; choose one of {', '.join(known)}")
 
 
-def check_override_keys(overrides: list[str], conf_dir: Path = CONF_DIR) -> DictConfig:
-    """Compose the config as ``train.py`` will and reject ``key=value`` overrides of keys that do
-    not exist, suggesting the nearest ones (``optim.lrr`` -> ``optim.lr``). Returns the config.
+def check_override_keys(overrides: list[str], conf_dir: Path = CONF_DIR, config_name: str = "train") -> DictConfig:
+    """Compose ``conf/<config_name>.yaml`` as ``train.py`` (or ``eval.py``) will and reject
+    ``key=value`` overrides of keys that do not exist, suggesting the nearest ones (``optim.lrr``
+    -> ``optim.lr``). Returns the config.
 
     Hydra reports these too, but as several lines plus a hint about stack traces.
     """
@@ -62,7 +64,7 @@ def check_override_keys(overrides: list[str], conf_dir: Path = CONF_DIR) -> Dict
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=str(conf_dir)):
         try:
-            base = compose("train", overrides=[o for o in groups if not o.startswith("hydra.")])
+            base = compose(config_name, overrides=[o for o in groups if not o.startswith("hydra.")])
         except (HydraException, OmegaConfBaseException) as err:
             raise ConfigError(_first_line(err)) from err
         for override in plain:
@@ -70,7 +72,7 @@ def check_override_keys(overrides: list[str], conf_dir: Path = CONF_DIR) -> Dict
             if OmegaConf.select(base, key, default=_MISSING) is _MISSING and not (conf_dir / key).is_dir():
                 raise ConfigError(_unknown_key_message(base, key))
         try:
-            return compose("train", overrides=[o for o in overrides if not o.startswith("hydra.")])
+            return compose(config_name, overrides=[o for o in overrides if not o.startswith("hydra.")])
         except (HydraException, OmegaConfBaseException) as err:
             raise ConfigError(_first_line(err)) from err
 
@@ -136,16 +138,21 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError("trainer.max_steps and trainer.max_epochs are both unset: the run would never end")
 
 
-SECRET_WORDS = ("token", "api_key", "apikey", "secret", "password")
+# A key is secret when its last word is one of these (hub_token, wandb_api_key, token), but not a
+# tokenizer's special token (pad_token) nor a count (max_new_tokens).
+_SECRET_KEY = re.compile(r"(^|[._])(token|api_?key|secret|password|access_key)$")
+_SPECIAL_TOKEN_KEY = re.compile(r"(^|[._])(pad|eos|bos|unk|sep|cls|mask)_token$")
+
+
+def is_secret_key(key: str) -> bool:
+    key = str(key).lower()
+    return bool(_SECRET_KEY.search(key)) and not _SPECIAL_TOKEN_KEY.search(key)
 
 
 def redact(container: Any) -> Any:
     """A copy of a plain config container with secret-looking values replaced by ``***``."""
     if isinstance(container, dict):
-        return {
-            k: "***" if any(w in str(k).lower() for w in SECRET_WORDS) and isinstance(v, str) and v else redact(v)
-            for k, v in container.items()
-        }
+        return {k: "***" if is_secret_key(k) and isinstance(v, str) and v else redact(v) for k, v in container.items()}
     if isinstance(container, list):
         return [redact(v) for v in container]
     return container

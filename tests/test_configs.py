@@ -8,9 +8,10 @@ from omegaconf import OmegaConf
 from curio.config import CONF_DIR, check_group_overrides, group_options
 from curio.errors import ConfigError
 
-# benchmark/ belongs to eval.yaml, not train.yaml; experiment/ files are smoke-run in their own test.
+# benchmark/ and eval/ belong to eval.yaml, not train.yaml; experiment/ files are smoke-run in their
+# own test.
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir()
-                if p.is_dir() and p.name not in ("experiment", "hydra", "benchmark"))
+                if p.is_dir() and p.name not in ("experiment", "hydra", "benchmark", "eval"))
 CASES = [(group, option) for group in GROUPS for option in group_options(group)]
 
 

@@ -59,19 +59,19 @@ def _ground_truth(value: Any, field: str, where: str) -> str:
     return text
 
 
-def _messages(value: Any, where: str) -> tuple[dict[str, str], ...]:
+def _messages(value: Any, where: str, field: str = "prompt") -> tuple[dict[str, str], ...]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        raise BenchmarkError(f"{where}: field 'prompt' must be a list of chat messages")
+        raise BenchmarkError(f"{where}: field {field!r} must be a list of chat messages")
     messages = []
     for k, message in enumerate(value):
         if not isinstance(message, Mapping):
-            raise BenchmarkError(f"{where}: field 'prompt[{k}]' must be a message object")
+            raise BenchmarkError(f"{where}: field '{field}[{k}]' must be a message object")
         for key in ("role", "content"):
             if not isinstance(message.get(key), str):
-                raise BenchmarkError(f"{where}: field 'prompt[{k}].{key}' must be a string")
+                raise BenchmarkError(f"{where}: field '{field}[{k}].{key}' must be a string")
         messages.append({"role": message["role"], "content": message["content"]})
     if not messages:
-        raise BenchmarkError(f"{where}: field 'prompt' has no messages")
+        raise BenchmarkError(f"{where}: field {field!r} has no messages")
     return tuple(messages)
 
 
@@ -92,16 +92,21 @@ def _problems_from_records(
     answer_field: str,
     system_prompt: str | None,
     user_template: str,
+    messages_field: str | None = None,
 ) -> tuple[Problem, ...]:
     if "{problem}" not in user_template:
         raise ValueError(f"user_template must contain '{{problem}}', got {user_template!r}")
     problems = []
     for index, (where, record) in enumerate(records):
-        text = _field(record, problem_field, where)
-        if not isinstance(text, str) or not text.strip():
-            raise BenchmarkError(f"{where}: field {problem_field!r} must be a non-empty string")
+        if messages_field is not None:
+            prompt = _messages(_field(record, messages_field, where), where, messages_field)
+        else:
+            text = _field(record, problem_field, where)
+            if not isinstance(text, str) or not text.strip():
+                raise BenchmarkError(f"{where}: field {problem_field!r} must be a non-empty string")
+            prompt = _chat(text, system_prompt, user_template)
         truth = _ground_truth(_field(record, answer_field, where), answer_field, where)
-        problems.append(Problem(_chat(text, system_prompt, user_template), truth, index))
+        problems.append(Problem(prompt, truth, index))
     if not problems:
         raise BenchmarkError(f"{source}: no problems")
     return tuple(problems)
@@ -162,6 +167,7 @@ def load_jsonl_benchmark(
     answer_field: str = "answer",
     system_prompt: str | None = None,
     user_template: str = "{problem}",
+    messages_field: str | None = None,
     limit: int | None = None,
 ) -> Benchmark:
     """A benchmark from a JSON-lines file, one object per line (blank lines are skipped).
@@ -174,6 +180,9 @@ def load_jsonl_benchmark(
         system_prompt: optional system message placed before the problem.
         user_template: user message, with ``{problem}`` replaced by the problem text (e.g.
             ``"{problem}\\nPut your final answer in \\\\boxed{}."``).
+        messages_field: field holding ready-made chat messages (``[{"role", "content"}, ...]``)
+            to use as the prompt as they are; ``problem_field``, ``system_prompt`` and
+            ``user_template`` are then unused.
     """
     _check_limit(limit)
     path = _existing(path)
@@ -199,7 +208,13 @@ def load_jsonl_benchmark(
                 yield where, record
 
     problems = _problems_from_records(
-        records(), str(path), problem_field, answer_field, system_prompt, user_template
+        records(),
+        str(path),
+        problem_field,
+        answer_field,
+        system_prompt,
+        user_template,
+        messages_field,
     )
     return Benchmark(name=name, group=group, grader=grader, problems=problems)
 

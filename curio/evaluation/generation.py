@@ -1,0 +1,278 @@
+"""Sampling n responses per prompt from a Hugging Face causal LM, with per-token entropies.
+
+:class:`HFGenerator` runs ``model.generate`` on batches of left-padded prompts with the KV cache,
+longest prompts first (equal lengths batch without padding; memory peaks early), and returns the
+samples in the original order. For every sample it records the text, the number of generated
+tokens, whether it hit ``max_new_tokens`` (truncated) and the mean entropy of the model's
+next-token distribution over its generated tokens, at T = 1 and at the sampling temperature.
+
+The entropies come from :class:`EntropyRecorder`, a logits processor that sees each step's raw
+logits and keeps one float per row, so memory stays at ``steps x batch`` floats instead of the
+``steps x batch x vocab`` that ``output_scores`` would hold.
+
+:mod:`curio.evaluation.vllm_generation` offers the same ``generate`` on vLLM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+from transformers import (
+    GenerationConfig,
+    LogitsProcessor,
+    LogitsProcessorList,
+    PreTrainedModel,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
+
+from curio.evaluation.sampling import Sample, SamplingParams
+
+
+class Generator(Protocol):
+    """What the evaluation loop needs from a backend."""
+
+    def generate(
+        self, prompts: Sequence[Sequence[int]], params: SamplingParams, desc: str = "generate"
+    ) -> list[list[Sample]]:
+        """``params.n`` samples for each tokenized prompt: ``result[prompt][sample]``."""
+
+
+def entropy(logits: Tensor) -> Tensor:
+    """Entropy (nats) of ``softmax(logits)`` over the last dimension, in float32 at least."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    p = logp.exp()
+    # A token masked to -inf has p = 0 and contributes 0, not 0 * inf = nan.
+    return -(p * torch.where(p > 0, logp, 0.0)).sum(dim=-1)
+
+
+class EntropyRecorder(LogitsProcessor):
+    """Records each row's next-token entropy at T = 1 and at ``temperature``; changes nothing.
+
+    It must see the raw logits, so :class:`HFGenerator` puts it first and applies temperature,
+    top-k and top-p itself after it (``generate`` is told to add no warpers of its own).
+    """
+
+    def __init__(self, temperature: float):
+        self.temperature = temperature
+        self._at_one: list[Tensor] = []
+        self._at_temperature: list[Tensor] = []
+
+    def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
+        self._at_one.append(entropy(scores))
+        if self.temperature not in (0, 1):
+            self._at_temperature.append(entropy(scores.float() / self.temperature))
+        return scores
+
+    def result(self) -> tuple[Tensor, Tensor]:
+        """``(at T = 1, at the sampling temperature)``, each ``[batch, steps]`` on the CPU."""
+        at_one = torch.stack(self._at_one, dim=1).cpu()
+        if self.temperature == 1:
+            return at_one, at_one
+        if self.temperature == 0:  # greedy: the sampling distribution is a point mass
+            return at_one, torch.zeros_like(at_one)
+        return at_one, torch.stack(self._at_temperature, dim=1).cpu()
+
+
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[None]:
+    """Eval mode (no dropout) for the block, then the previous mode back (a training run's)."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+@contextlib.contextmanager
+def _explicit_generation_config(model: PreTrainedModel) -> Iterator[None]:
+    # generate() fills every setting left unset with the checkpoint's generation_config.json
+    # (Qwen's top_k=20, repetition_penalty=1.05, ...). Swapping in a blank one for the call makes
+    # SamplingParams the only source of sampling settings, as in vLLM's SamplingParams.
+    saved = model.generation_config
+    model.generation_config = GenerationConfig()
+    try:
+        yield
+    finally:
+        model.generation_config = saved
+
+
+def _eos_ids(model: PreTrainedModel, tokenizer, extra: Sequence[int]) -> list[int]:
+    ids = {tokenizer.eos_token_id, *extra}
+    configured = getattr(model.generation_config, "eos_token_id", None)
+    ids.update(configured if isinstance(configured, (list, tuple)) else [configured])
+    ids.discard(None)
+    if not ids:
+        raise ValueError("no stop token: the tokenizer has no eos_token and sampling.stop_token_ids is empty")
+    return sorted(ids)
+
+
+class HFGenerator:
+    """Batched sampling with ``transformers``' ``generate`` (see the module docstring).
+
+    Args:
+        model: a causal LM, already on its device; it is put in eval mode during generation and
+            its previous mode restored.
+        tokenizer: its tokenizer (decodes responses; its EOS token stops a sample).
+        batch_size: sequences per ``generate`` call (a prompt's n samples count n).
+        progress: show a progress bar with samples/s.
+        autocast: a context manager factory wrapping each ``generate`` call (e.g. a Lightning
+            precision plugin's ``forward_context``); None for none.
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer,
+        batch_size: int = 64,
+        progress: bool = True,
+        autocast=None,
+    ):
+        if batch_size < 1:
+            raise ValueError(f"generation.batch_size must be >= 1, got {batch_size}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.progress = progress
+        self.autocast = autocast or contextlib.nullcontext
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        if pad is None:
+            raise ValueError("the tokenizer has neither a pad token nor an EOS token")
+        self.pad_id: int = pad
+
+    def generate(
+        self, prompts: Sequence[Sequence[int]], params: SamplingParams, desc: str = "generate"
+    ) -> list[list[Sample]]:
+        """``params.n`` samples for each tokenized prompt, ``result[prompt][sample]``.
+
+        The sampler is seeded with ``params.seed`` inside a forked RNG, so the caller's random
+        state (a training run's) is left as it was.
+        """
+        eos = _eos_ids(self.model, self.tokenizer, params.stop_token_ids)
+        # Longest first; sorted() is stable, so a prompt's samples stay together and in order.
+        jobs = sorted(
+            ((p, s) for p in range(len(prompts)) for s in range(params.n)),
+            key=lambda job: -len(prompts[job[0]]),
+        )
+        results: list[list[Sample | None]] = [[None] * params.n for _ in prompts]
+        device = self.model.device
+        devices = [device] if device.type == "cuda" else []
+        bar = tqdm(total=len(jobs), desc=desc, unit="sample", disable=not self.progress, leave=False)
+        tokens = 0
+        start = time.perf_counter()
+        with torch.random.fork_rng(devices=devices), eval_mode(self.model), bar:
+            torch.manual_seed(params.seed)
+            for first in range(0, len(jobs), self.batch_size):
+                batch = jobs[first : first + self.batch_size]
+                samples = self._generate_batch([prompts[p] for p, _ in batch], params, eos)
+                for (p, s), sample in zip(batch, samples):
+                    results[p][s] = sample
+                tokens += sum(sample.num_tokens for sample in samples)
+                bar.update(len(batch))
+                bar.set_postfix(tokens_per_s=f"{tokens / (time.perf_counter() - start):.0f}")
+        return results  # type: ignore[return-value]  # every (prompt, sample) got one above
+
+    def _generate_batch(
+        self, prompts: Sequence[Sequence[int]], params: SamplingParams, eos: list[int]
+    ) -> list[Sample]:
+        width = max(len(p) for p in prompts)
+        input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, prompt in enumerate(prompts):
+            # Left padding: every row's next token is at the same (last) position.
+            input_ids[row, width - len(prompt) :] = torch.tensor(list(prompt), dtype=torch.long)
+            attention_mask[row, width - len(prompt) :] = 1
+        recorder = EntropyRecorder(params.temperature)
+        processors = LogitsProcessorList([recorder])
+        if not params.greedy:
+            if params.temperature != 1:
+                processors.append(TemperatureLogitsWarper(params.temperature))
+            if params.top_k > 0:
+                processors.append(TopKLogitsWarper(params.top_k))
+            if params.top_p < 1:
+                processors.append(TopPLogitsWarper(params.top_p))
+        # Neutral sampling settings: the processors above apply them, after the recorder.
+        neutral = {} if params.greedy else {"temperature": 1.0, "top_k": 0, "top_p": 1.0}
+        config = GenerationConfig(
+            max_new_tokens=params.max_new_tokens,
+            do_sample=not params.greedy,
+            num_beams=1,
+            eos_token_id=eos,
+            pad_token_id=self.pad_id,
+            stop_strings=list(params.stop) or None,
+            use_cache=True,  # the KV cache; training turns model.config.use_cache off
+            **neutral,
+        )
+        device = self.model.device
+        with _explicit_generation_config(self.model), torch.no_grad(), self.autocast():
+            sequences = self.model.generate(
+                input_ids=input_ids.to(device),
+                attention_mask=attention_mask.to(device),
+                generation_config=config,
+                logits_processor=processors,
+                tokenizer=self.tokenizer if params.stop else None,
+            )
+        generated = sequences[:, width:].cpu()
+        at_one, at_temperature = recorder.result()
+        eos_set = set(eos)
+        return [
+            self._sample(generated[row].tolist(), at_one[row], at_temperature[row], params, eos_set)
+            for row in range(len(prompts))
+        ]
+
+    def _sample(
+        self,
+        ids: list[int],
+        at_one: Tensor,
+        at_temperature: Tensor,
+        params: SamplingParams,
+        eos: set[int],
+    ) -> Sample:
+        end = next((i for i, token in enumerate(ids) if token in eos), None)
+        body = ids if end is None else ids[:end]
+        text = self._decode(body)
+        count = len(ids) if end is None else end + 1
+        stopped = end is not None
+        cut = _first_stop(text, params.stop)
+        if cut is not None:
+            # generate() stopped this row at a stop string and padded the rest (with EOS, when
+            # pad = EOS), so the text and the token count end at the string.
+            text = text[:cut]
+            count = self._tokens_through_stop(body, params.stop)
+            stopped = True
+        return Sample(
+            text=text,
+            num_tokens=count,
+            truncated=not stopped,
+            entropy=float(at_one[:count].mean()),
+            entropy_sampling=float(at_temperature[:count].mean()),
+        )
+
+    def _decode(self, ids: list[int]) -> str:
+        # Special tokens stay: "<think>"-style markers may be special, and grading needs them.
+        return self.tokenizer.decode(ids, skip_special_tokens=False)
+
+    def _tokens_through_stop(self, ids: list[int], stop: tuple[str, ...]) -> int:
+        """The fewest leading tokens whose text contains a stop string (binary search)."""
+        low, high = 1, len(ids)
+        while low < high:
+            mid = (low + high) // 2
+            if _first_stop(self._decode(ids[:mid]), stop) is None:
+                low = mid + 1
+            else:
+                high = mid
+        return low
+
+
+def _first_stop(text: str, stop: Sequence[str]) -> int | None:
+    """Where the earliest stop string starts in ``text``, or None."""
+    found = [i for i in (text.find(s) for s in stop) if i >= 0]
+    return min(found) if found else None

@@ -1,0 +1,209 @@
+"""HFGenerator: left padding, per-sample entropies against float64, stops and truncation, seeding.
+
+The model is ``model=tiny`` (random weights, byte-level tokenizer); references are computed with a
+float64 copy of it, one unpadded prompt at a time, with a plain greedy loop.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from curio.config import CONF_DIR
+from curio.errors import ConfigError
+from curio.evaluation.generation import EntropyRecorder, HFGenerator, entropy
+from curio.evaluation.sampled import render_prompt
+from curio.evaluation.sampling import SamplingParams
+from curio.models import build_causal_lm, byte_level_tokenizer
+
+QUESTIONS = ["Compute 1+2.", "What is (7+5)*3-4*2? Think it through.", "Hi"]
+
+
+def tiny_model(seed: int = 0):
+    """The ``model=tiny`` network with fixed random weights, and its tokenizer."""
+    torch.manual_seed(seed)
+    config = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "model" / "tiny.yaml").net.config)
+    return build_causal_lm(config, dtype="float32"), byte_level_tokenizer("chatml")
+
+
+def save_tiny_model(folder: Path) -> Path:
+    """A Hugging Face folder (weights, config, tokenizer, chat template) of the tiny model."""
+    model, tokenizer = tiny_model()
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def write_tiny_world(assets_dir: Path, rows: int = 6) -> Path:
+    """``<assets_dir>/tiny_world/test_{id,ood}.jsonl`` in the tiny world's row format."""
+    folder = assets_dir / "tiny_world"
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, op in (("test_id", "+"), ("test_ood", "*")):
+        with (folder / f"{split}.jsonl").open("w") as out:
+            for i in range(rows):
+                expression = f"{i}{op}{i + 2}"
+                messages = [{"role": "system", "content": "Solve step by step."},
+                            {"role": "user", "content": f"Compute {expression}."}]
+                row = {"problem": expression, "answer": str(eval(expression)), "messages": messages}
+                out.write(json.dumps(row) + "\n")
+    return assets_dir
+
+
+@pytest.fixture(scope="module")
+def model_and_tokenizer():
+    return tiny_model()
+
+
+@pytest.fixture(scope="module")
+def prompts(model_and_tokenizer):
+    _, tokenizer = model_and_tokenizer
+    ids = [render_prompt(tokenizer, [{"role": "user", "content": q}]) for q in QUESTIONS]
+    assert len({len(p) for p in ids}) == len(ids)  # different lengths: the batch needs padding
+    return ids
+
+
+def reference(model, prompt: list[int], steps: int, stop: set[int] = frozenset(), temperature: float = 1.0):
+    """Greedy tokens and float64 entropies (T = 1 and T = ``temperature``), one unpadded prompt."""
+    model64 = copy.deepcopy(model).double().eval()
+    ids, tokens, at_one, at_t = list(prompt), [], [], []
+    with torch.no_grad():
+        for _ in range(steps):
+            logits = model64(torch.tensor([ids])).logits[0, -1]
+            p = torch.softmax(logits, -1)
+            at_one.append(float(-(p * torch.log(p)).sum()))
+            q = torch.softmax(logits / temperature, -1)
+            at_t.append(float(-(q * torch.log(q)).sum()))
+            token = int(logits.argmax())
+            tokens.append(token)
+            ids.append(token)
+            if token in stop:
+                break
+    return tokens, at_one, at_t
+
+
+def test_left_padded_batch_gives_the_unbatched_greedy_outputs(model_and_tokenizer, prompts):
+    model, tokenizer = model_and_tokenizer
+    params = SamplingParams(n=2, temperature=0, max_new_tokens=12)
+    batched = HFGenerator(model, tokenizer, batch_size=16, progress=False).generate(prompts, params)
+    alone = HFGenerator(model, tokenizer, batch_size=1, progress=False)
+    for prompt, samples in zip(prompts, batched):
+        expected = alone.generate([prompt], params)[0][0]
+        assert [s.text for s in samples] == [expected.text] * 2
+        assert samples[0].num_tokens == expected.num_tokens
+    # The outputs come back in prompt order (the batch ran longest first).
+    tokens, _, _ = reference(model, prompts[2], 12)
+    assert batched[2][0].text == tokenizer.decode(tokens, skip_special_tokens=False)
+
+
+def test_entropies_match_a_float64_forward_pass_and_stop_at_eos(model_and_tokenizer, prompts):
+    model, tokenizer = model_and_tokenizer
+    short, long = prompts[0], prompts[1]
+    steps, temperature = 8, 0.7
+    tokens_short, _, _ = reference(model, short, steps)
+    tokens_long, _, _ = reference(model, long, steps)
+    # A stop token the short prompt produces at step >= 2 and the long one never does: the short row
+    # ends early while the long one runs on, so its entropies must stop at its EOS.
+    stop = next(t for t in tokens_short[2:] if t not in tokens_long)
+    # top_k = 1 samples the argmax, so the sampling path runs (warpers after the recorder) on
+    # predictable tokens.
+    params = SamplingParams(n=1, temperature=temperature, top_k=1, max_new_tokens=steps,
+                            stop_token_ids=(stop,))
+    out = HFGenerator(model, tokenizer, batch_size=4, progress=False).generate([short, long], params)
+    for prompt, (sample,) in zip([short, long], out):
+        tokens, at_one, at_t = reference(model, prompt, steps, stop={stop}, temperature=temperature)
+        assert sample.num_tokens == len(tokens)
+        assert sample.entropy == pytest.approx(sum(at_one) / len(at_one), abs=1e-4)
+        assert sample.entropy_sampling == pytest.approx(sum(at_t) / len(at_t), abs=1e-4)
+        body = tokens[:-1] if tokens[-1] == stop else tokens
+        assert sample.text == tokenizer.decode(body, skip_special_tokens=False)
+    assert out[0][0].num_tokens < steps and not out[0][0].truncated  # ended by its stop token
+    assert out[1][0].num_tokens == steps and out[1][0].truncated  # hit max_new_tokens
+
+
+def test_stop_string_ends_the_text_before_it(model_and_tokenizer, prompts):
+    model, tokenizer = model_and_tokenizer
+    generator = HFGenerator(model, tokenizer, progress=False)
+    full = generator.generate([prompts[1]], SamplingParams(temperature=0, max_new_tokens=16))[0][0]
+    at = next(i for i, c in enumerate(full.text) if i >= 1 and c.isascii() and c.isprintable())
+    stop = full.text[at]
+    params = SamplingParams(temperature=0, max_new_tokens=16, stop=(stop,))
+    cut = generator.generate([prompts[1]], params)[0][0]
+    assert cut.text == full.text[: full.text.index(stop)]
+    assert not cut.truncated and cut.num_tokens < 16
+
+
+def test_seeded_sampling_is_reproducible_and_leaves_rng_and_train_mode(model_and_tokenizer, prompts):
+    model, tokenizer = model_and_tokenizer
+    generator = HFGenerator(model, tokenizer, progress=False)
+    params = SamplingParams(n=3, temperature=1.0, max_new_tokens=10, seed=5)
+    model.train()
+    state = torch.get_rng_state()
+    first = generator.generate(prompts, params)
+    assert torch.equal(torch.get_rng_state(), state)  # a training run's random state is untouched
+    assert model.training
+    model.eval()
+    texts = [[s.text for s in p] for p in first]
+    assert [[s.text for s in p] for p in generator.generate(prompts, params)] == texts
+    assert len({s.text for s in first[1]}) > 1  # n samples of a prompt differ
+    other = generator.generate(prompts, SamplingParams(n=3, temperature=1.0, max_new_tokens=10, seed=6))
+    assert [[s.text for s in p] for p in other] != texts
+
+
+def test_checkpoint_generation_config_does_not_change_sampling(model_and_tokenizer, prompts):
+    model, tokenizer = model_and_tokenizer
+    saved = model.generation_config
+    model.generation_config = copy.deepcopy(saved)
+    model.generation_config.top_k = 1  # would make all samples identical if generate() used it
+    try:
+        samples = HFGenerator(model, tokenizer, progress=False).generate(
+            [prompts[0]], SamplingParams(n=4, temperature=1.0, max_new_tokens=8))[0]
+        assert len({s.text for s in samples}) > 1
+        assert model.generation_config.top_k == 1  # restored after the call
+    finally:
+        model.generation_config = saved
+
+
+def test_entropy_recorder_sees_raw_logits_and_leaves_them_unchanged():
+    logits = torch.tensor([[0.0, 1.0, 2.0, float("-inf")], [5.0, 5.0, 5.0, 5.0]])
+    recorder = EntropyRecorder(temperature=0.5)
+    assert torch.equal(recorder(torch.zeros(2, 1, dtype=torch.long), logits), logits)
+    at_one, at_half = recorder.result()
+    p = torch.softmax(logits[0, :3].double(), -1)
+    assert float(at_one[0, 0]) == pytest.approx(float(-(p * p.log()).sum()), abs=1e-6)
+    assert float(at_one[1, 0]) == pytest.approx(float(torch.log(torch.tensor(4.0))), abs=1e-6)
+    assert float(at_half[0, 0]) < float(at_one[0, 0])  # cooler is sharper
+    assert torch.isfinite(entropy(logits)).all()
+    greedy = EntropyRecorder(temperature=0)
+    greedy(torch.zeros(2, 1, dtype=torch.long), logits)
+    assert torch.equal(greedy.result()[1], torch.zeros(2, 1))
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("n", 0, "sampling.n=0: must be >= 1"),
+    ("temperature", -1.0, "sampling.temperature=-1.0"),
+    ("top_p", 0.0, "sampling.top_p=0.0: must be in (0, 1]"),
+    ("max_new_tokens", 0, "sampling.max_new_tokens=0"),
+])
+def test_sampling_params_name_the_bad_value(field, value, message):
+    with pytest.raises(ValueError) as info:
+        SamplingParams(**{field: value})
+    assert message in str(info.value)
+
+
+def test_vllm_backend_says_how_to_get_vllm():
+    pytest.importorskip("curio.evaluation.vllm_generation")
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("vllm is installed")
+    from curio.evaluation.vllm_generation import VLLMGenerator
+
+    with pytest.raises(ConfigError, match="generation.backend=vllm needs the vllm package"):
+        VLLMGenerator("some/model")
