@@ -44,7 +44,7 @@ def test_primary_defaults_list_covers_every_group():
 
 
 def test_optimizer_and_schedule_follow_the_spec(compose_cfg, tmp_path):
-    cfg = compose_cfg([], tmp_path)
+    cfg = compose_cfg(["~experiment"], tmp_path)  # the bare groups carry the authors' defaults
     assert cfg.optim.lr == 1e-5 and list(cfg.optim.betas) == [0.9, 0.999] and cfg.optim.weight_decay == 0.01
     assert cfg.sched.warmup_steps == 60 and cfg.sched.warmup_start_factor == 1e-4
     assert cfg.sched.min_lr_ratio == 1e-4 and cfg.sched.horizon_multiplier == 4.0

@@ -73,7 +73,7 @@ def test_plots_subsample_and_go_to_wandb(tmp_path):
     tau = 1.1 + 0.4 * torch.sigmoid(2 * (teacher_entropy - 1.2))
     for half in (slice(0, n // 2), slice(n // 2, n)):  # two micro-batches
         metrics = {"tau": tau[half], "teacher_entropy": teacher_entropy[half], "entropy": 0.9 * teacher_entropy[half]}
-        window.add(metrics, loss=1.0, tokens=n // 2, loss_tokens=n // 2)
+        window.add(metrics, loss=torch.tensor(1.0), tokens=torch.tensor(n // 2), loss_tokens=torch.tensor(n // 2))
     wandb = RecordingWandb()
     trainer = SimpleNamespace(global_step=9, is_global_zero=True, default_root_dir=str(tmp_path), loggers=[wandb])
     module = SimpleNamespace(train_window=window, loss_fn=SimpleNamespace(temperature=EntropyGuidedTemperature()))
