@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-_BOXED = "\\boxed{"
+# One boxed-answer parser for the whole project: the evaluation's (nested braces, \fbox, cut-off boxes).
+from curio.evaluation.answers import last_boxed as extract_boxed
 
-
-def extract_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` in ``text`` (braces balanced), or None if there is none."""
-    start = text.rfind(_BOXED)
-    if start < 0:
-        return None
-    depth = 1
-    pos = start + len(_BOXED)
-    for end in range(pos, len(text)):
-        if text[end] == "{":
-            depth += 1
-        elif text[end] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[pos:end]
-    return None
+__all__ = ["extract_boxed", "is_correct", "normalize_answer"]
 
 
 def normalize_answer(answer: str) -> str:
