@@ -8,7 +8,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
-from curio.export import export_hf
+from curio.export import export_hf, full_state_dict, is_sharded
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +17,9 @@ class HFExport(Callback):
     """Writes ``<trainer.default_root_dir>/<dirname>/`` on rank 0 when ``fit`` ends.
 
     The tokenizer comes from the datamodule, so the export carries the exact chat template the
-    model was trained with.
+    model was trained with. With FSDP2 (``trainer=fsdp``) every rank takes part in gathering the
+    full weights (one tensor at a time, onto rank 0's CPU) and rank 0 alone writes one
+    consolidated checkpoint; with DDP or one device, rank 0 writes its own (whole) copy.
     """
 
     def __init__(self, dirname: str = "hf", dtype: str | None = None):
@@ -26,8 +28,13 @@ class HFExport(Callback):
         self.path: Path | None = None
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.is_global_zero:
-            return
-        tokenizer = trainer.datamodule.tokenizer
-        self.path = export_hf(pl_module.model, tokenizer, Path(trainer.default_root_dir) / self.dirname, self.dtype)
-        log.info("Exported the Hugging Face checkpoint to %s", self.path)
+        model = pl_module.model
+        state = full_state_dict(model) if is_sharded(model) else None  # a collective: all ranks
+        if trainer.is_global_zero:
+            tokenizer = trainer.datamodule.tokenizer
+            out = Path(trainer.default_root_dir) / self.dirname
+            self.path = export_hf(model, tokenizer, out, self.dtype, state_dict=state)
+            log.info("Exported the Hugging Face checkpoint to %s", self.path)
+        del state
+        # The other ranks wait, so that a caller (or a job scheduler) sees the export once fit returns.
+        trainer.strategy.barrier("hf_export")

@@ -1,0 +1,189 @@
+"""Two processes on the CPU (gloo): FSDP2 and DDP runs follow the one-process run of the same
+global batch, the FSDP2 run resumes from its sharded checkpoint, and its ``hf/`` export is one
+consolidated checkpoint equal to the unsharded run's.
+
+The runs are CurioSFT with the lagged teacher synced every 2 steps (``loss=curio
+temp=entropy_guided teacher.sync_every=2``), 4 optimizer steps, validation after steps 2 and 4, so
+a teacher sync (before step 3) follows a validation pass and both are covered. The embeddings
+are tied (as in Qwen2.5-1.5B and SmolLM2), the harder case for sharding: the output layer and the
+embedding are one parameter of the root unit.
+
+Same global batch: one process with micro-batches of 2 and 2 accumulation steps, or two processes
+with micro-batches of 2 and no accumulation. The sampler gives rank r exactly the micro-batch that
+accumulation slot r gets on one process, and every micro-batch is normalised by the tokens of the
+whole optimizer step, so the updates are the same sums of the same per-token gradients, added in
+a different order (two ranks' gradients reduced by gloo vs accumulated in place). In float32 that
+moves the last bits only: the tolerances below (1e-5 relative on logged values, 1e-5 absolute on
+weights of order 0.1) leave two orders of magnitude of room over the ~1e-7 differences seen, and
+are far below anything a wrong normaliser, a missed teacher sync or an unsynchronised gradient
+would produce (those change the loss in the third digit or more).
+
+The two-process runs go through ``train.py`` as a user would start them: Lightning re-launches the
+script for rank 1 with rank 0's ``hydra.run.dir``. The tests pass an explicit run dir anyway (to
+find the outputs), which is also what torchrun / SLURM launches need (docs/distributed.md).
+"""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from curio.train import train
+from tests.conftest import SUMS, compose_config
+
+BASE = [
+    "model=tiny", "model.net.config.tie_word_embeddings=true",
+    "data=jsonl", f"data.train={SUMS}", "data.val_size=8", "data.micro_batch_size=2",
+    "loss=curio", "temp=entropy_guided", "teacher=lagged", "teacher.sync_every=2",
+    "optim.lr=3e-3", "sched.warmup_steps=2", "trainer.max_steps=4", "trainer.enable_model_summary=false",
+    "callbacks.model_checkpoint.every_n_train_steps=2", "callbacks.model_checkpoint.save_top_k=-1",
+    "~callbacks.progress_bar", "~callbacks.token_plots",
+]
+# val_check_interval counts micro-batches: validate after optimizer steps 2 and 4 in both layouts.
+ONE = BASE + ["trainer.accumulate_grad_batches=2", "trainer.val_check_interval=4"]
+TWO = BASE + ["trainer.accelerator=cpu", "trainer.devices=2", "trainer.val_check_interval=2"]
+# FSDP2 in float32 (mixed_precision: auto is float32 on the CPU), with activation checkpointing
+# per decoder layer on: it must not change the numbers.
+FSDP = TWO + ["trainer=fsdp", "module.gradient_checkpointing=true"]
+DDP = TWO + ["trainer=ddp", "trainer.precision=32-true"]
+
+CURVES = ("train/loss", "train/ce", "train/k2", "train/logq", "train/grad_norm", "val/loss")
+RTOL, WEIGHT_ATOL = 1e-5, 1e-5
+
+
+def run_train(args: list[str], run_dir: Path, cwd: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "train.py", *args, f"hydra.run.dir={run_dir}"],
+        cwd=cwd, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def curves(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    return {k: [(int(r["step"]), float(r[k])) for r in rows if r.get(k)] for k in CURVES}
+
+
+def export(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(run_dir / "hf" / "model.safetensors")
+
+
+def assert_same_curves(actual: Path, expected: Path) -> None:
+    got, want = curves(actual), curves(expected)
+    for key in CURVES:
+        assert [s for s, _ in got[key]] == [s for s, _ in want[key]], key
+        torch.testing.assert_close(
+            torch.tensor([v for _, v in got[key]], dtype=torch.float64),
+            torch.tensor([v for _, v in want[key]], dtype=torch.float64),
+            rtol=RTOL, atol=1e-6, msg=lambda m, key=key: f"{key}: {m}",
+        )
+
+
+def assert_same_weights(actual: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], atol: float) -> None:
+    assert actual.keys() == expected.keys()
+    for name in expected:
+        assert actual[name].dtype == expected[name].dtype, name
+        torch.testing.assert_close(actual[name], expected[name], rtol=0, atol=atol, msg=lambda m, n=name: f"{n}: {m}")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, repo_root):
+    """The one-process reference (in this process) and the two-process FSDP2 run."""
+    root = tmp_path_factory.mktemp("distributed")
+    train(compose_config(ONE, root / "one"))
+    run_train(FSDP, root / "fsdp", repo_root)
+    return root
+
+
+def test_fsdp_two_processes_follow_one_process(runs):
+    assert_same_curves(runs / "fsdp", runs / "one")
+    steps = [s for s, _ in curves(runs / "fsdp")["train/loss"]]
+    assert steps == [0, 1, 2, 3]
+    # The export is one consolidated Hugging Face checkpoint, equal to the unsharded run's.
+    hf = runs / "fsdp" / "hf"
+    assert sorted(p.name for p in hf.glob("*.safetensors")) == ["model.safetensors"]
+    assert not (runs / "fsdp" / "hf.tmp").exists()
+    assert_same_weights(export(runs / "fsdp"), export(runs / "one"), WEIGHT_ATOL)
+    # Checkpoints are sharded: a folder with one file per rank and Lightning's metadata.
+    last = runs / "fsdp" / "checkpoints" / "last.ckpt"
+    assert last.is_dir()
+    assert sorted(p.name for p in last.iterdir()) == [".metadata", "__0_0.distcp", "__1_0.distcp", "meta.pt"]
+    assert not list((runs / "fsdp" / "checkpoints").glob("*.tmp"))
+
+
+def test_fsdp_resumes_from_its_sharded_checkpoint(runs, repo_root):
+    ckpt = runs / "fsdp" / "checkpoints" / "step000002.ckpt"
+    assert ckpt.is_dir()
+    resumed = runs / "fsdp_resumed"
+    run_train(FSDP + [f"ckpt_path={ckpt}"], resumed, repo_root)
+    # Picks up after the checkpoint's two optimizer steps (teacher, optimizer, data position restored).
+    assert [s for s, _ in curves(resumed)["train/loss"]] == [2, 3]
+    uninterrupted = {k: [(s, v) for s, v in vals if s >= 2] for k, vals in curves(runs / "fsdp").items()}
+    for key in ("train/loss", "train/logq", "train/grad_norm"):
+        assert curves(resumed)[key] == uninterrupted[key], key
+    assert_same_weights(export(resumed), export(runs / "fsdp"), atol=0)
+
+
+def test_ddp_two_processes_follow_one_process(runs, repo_root):
+    run_train(DDP, runs / "ddp", repo_root)
+    assert_same_curves(runs / "ddp", runs / "one")
+    assert_same_weights(export(runs / "ddp"), export(runs / "one"), WEIGHT_ATOL)
+    assert (runs / "ddp" / "checkpoints" / "last.ckpt").is_file()  # DDP: one ordinary file
+
+
+# ----------------------------------------------------------------------------- no processes
+def test_fsdp_preset_builds_the_strategy(tmp_path):
+    from hydra.utils import instantiate
+
+    from curio.parallel import FSDP2Strategy
+
+    cfg = compose_config(["trainer=fsdp"], tmp_path)
+    strategy = instantiate(cfg.trainer.strategy)
+    assert isinstance(strategy, FSDP2Strategy)
+    assert strategy._tensor_parallel_size == 1 and strategy._data_parallel_size == "auto"
+    assert cfg.trainer.precision == "32-true" and cfg.trainer.use_distributed_sampler is False
+    assert compose_config(["trainer=ddp"], tmp_path).trainer.strategy._target_.endswith("DDPStrategy")
+
+
+def test_mixed_precision_policy():
+    from curio.errors import ConfigError
+    from curio.parallel import mixed_precision_policy
+
+    bf16 = mixed_precision_policy("bf16")
+    assert bf16.param_dtype == torch.bfloat16 and bf16.reduce_dtype == torch.float32
+    assert mixed_precision_policy(None).param_dtype is None
+    assert mixed_precision_policy("auto", torch.device("cpu")).param_dtype is None
+    assert mixed_precision_policy("auto", torch.device("cuda", 0)).param_dtype == torch.bfloat16
+    with pytest.raises(ConfigError, match="mixed_precision"):
+        mixed_precision_policy("bf32")
+
+
+def test_decoder_layers_come_from_no_split_modules():
+    from curio.models import build_causal_lm
+    from curio.parallel import decoder_layers
+
+    model = build_causal_lm(
+        config={"model_type": "llama", "vocab_size": 32, "hidden_size": 16, "intermediate_size": 32,
+                "num_hidden_layers": 3, "num_attention_heads": 2, "num_key_value_heads": 1}
+    )
+    layers = decoder_layers(model)
+    assert len(layers) == 3 and all(type(m).__name__ == "LlamaDecoderLayer" for m in layers)
+
+
+def test_run_through_roots_restores_forward():
+    from curio.parallel import run_through_roots
+
+    seen = []
+    student, teacher = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2).requires_grad_(False)
+    student.register_forward_pre_hook(lambda m, a: seen.append("student"))
+    teacher.register_forward_pre_hook(lambda m, a: seen.append("teacher"))
+    out = run_through_roots([student, teacher], lambda x: x * 2, torch.ones(1))
+    assert seen == ["student", "teacher"] and out.item() == 2.0
+    assert "forward" not in student.__dict__ and "forward" not in teacher.__dict__
