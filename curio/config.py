@@ -36,7 +36,8 @@ def check_group_overrides(overrides: list[str], conf_dir: Path = CONF_DIR) -> No
             continue
         key, value = override.split("=", 1)
         group = key.lstrip("+~")
-        if "." in group or "@" in group or not (conf_dir / group).is_dir():
+        # hydra/* options may come from plugins (hydra/launcher=submitit_slurm), not from conf/.
+        if "." in group or "@" in group or group.startswith("hydra") or not (conf_dir / group).is_dir():
             continue
         values = value.strip("[]").split(",") if value else []
         known = group_options(group, conf_dir)
@@ -59,7 +60,12 @@ def check_override_keys(overrides: list[str], conf_dir: Path = CONF_DIR, config_
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    plain = [o for o in overrides if "=" in o and not o.startswith(("+", "~", "-", "hydra."))]
+    # Key overrides (optim.lr=...) are checked against the config composed with every group
+    # choice (trainer=fsdp ...) applied, so a key that only a chosen option has is found.
+    plain = [
+        o for o in overrides
+        if "=" in o and not o.startswith(("+", "~", "-", "hydra")) and not (conf_dir / o.split("=", 1)[0]).is_dir()
+    ]
     groups = [o for o in overrides if o not in plain]
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=str(conf_dir)):

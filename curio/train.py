@@ -9,7 +9,8 @@ from typing import Any
 import lightning as L
 import yaml
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
+from lightning.pytorch.strategies import ModelParallelStrategy
 from omegaconf import DictConfig, OmegaConf
 
 from curio.checkpoint_io import AtomicCheckpointIO
@@ -45,10 +46,15 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
     if ckpt_path != "auto":
         return ckpt_path
     last = output_dir / "checkpoints" / "last.ckpt"
-    if last.is_file():
+    if last.exists():  # a file, or a folder for sharded (FSDP2) checkpoints
         log.info("Resuming from %s", last)
         return str(last)
     return None
+
+
+def _is_sharded(strategy: Any) -> bool:
+    target = strategy.get("_target_") if isinstance(strategy, DictConfig) else None
+    return target is not None and issubclass(get_class(target), ModelParallelStrategy)
 
 
 def save_run_config(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
@@ -83,7 +89,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     scheduler = build(cfg.sched, "sched") if cfg.get("sched") else None
     callbacks = [build(c, f"callbacks.{k}") for k, c in (cfg.get("callbacks") or {}).items() if c]
     loggers = [build(c, f"logger.{k}") for k, c in (cfg.get("logger") or {}).items() if c]
-    plugins = [] if "ModelParallel" in str(cfg.trainer.get("strategy", "")) else [AtomicCheckpointIO()]
+    # Sharded strategies write checkpoint folders through torch.distributed.checkpoint themselves.
+    plugins = [] if _is_sharded(cfg.trainer.get("strategy")) else [AtomicCheckpointIO()]
     trainer: L.Trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False,
                                plugins=plugins or None)
 
