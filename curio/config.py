@@ -75,7 +75,7 @@ def check_override_keys(overrides: list[str], conf_dir: Path = CONF_DIR, config_
             raise ConfigError(_first_line(err)) from err
         for override in plain:
             key = override.split("=", 1)[0]
-            if OmegaConf.select(base, key, default=_MISSING) is _MISSING and not (conf_dir / key).is_dir():
+            if not _has_key(base, key):
                 raise ConfigError(_unknown_key_message(base, key))
         try:
             return compose(config_name, overrides=[o for o in overrides if not o.startswith("hydra.")])
@@ -84,6 +84,13 @@ def check_override_keys(overrides: list[str], conf_dir: Path = CONF_DIR, config_
 
 
 _MISSING = object()
+
+
+def _has_key(cfg: DictConfig, key: str) -> bool:
+    """Whether ``key`` exists, also when its value is still mandatory (``???``)."""
+    parent_key, _, leaf = key.rpartition(".")
+    parent = OmegaConf.select(cfg, parent_key, default=None) if parent_key else cfg
+    return isinstance(parent, DictConfig) and leaf in parent.keys()
 
 
 def _first_line(err: Exception) -> str:

@@ -128,3 +128,8 @@ def test_non_finite_steps_are_skipped_counted_and_stop_the_run(tmp_path, monkeyp
     skipped = [row.split(",")[header.index("train/skipped_steps")] for row in metrics[1:]]
     # The stopping step raises before Lightning flushes its row; the checkpoint above has its count.
     assert [float(s) for s in skipped if s] == [0.0, 1.0, 2.0]
+
+
+def test_mandatory_keys_of_a_chosen_group_can_be_set(tmp_path):
+    # data=jsonl leaves data.train as ??? (mandatory): setting it is not a typo.
+    precheck(["data=jsonl", f"data.train={tmp_path}"])
