@@ -7,28 +7,21 @@ Examples:
     python eval.py resume=true hydra.run.dir=outputs/eval/runs/<run>    # finish an interrupted run
 """
 
-import logging
 import sys
 
 import hydra
 from omegaconf import DictConfig
 
+from curio.cli import run_precheck, run_task
 from curio.config import CONF_DIR, check_group_overrides, check_override_keys
-from curio.errors import UserError
 from curio.evaluation.eval_config import check_eval_config, model_shorthand
-
-log = logging.getLogger("curio")
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="eval")
 def main(cfg: DictConfig) -> float | None:
     from curio.evaluation.run import evaluate  # heavy imports after Hydra has parsed the command line
 
-    try:
-        results = evaluate(cfg)
-    except UserError as err:
-        log.error("error: %s", err)
-        sys.exit(2)
+    results = run_task(evaluate, cfg)
     # For sweepers: the in-distribution mean accuracy (else the first group's).
     groups = results["groups"]
     group = groups.get("id") or next(iter(groups.values()), {})
@@ -48,9 +41,5 @@ def precheck(argv: list[str]) -> list[str]:
 
 
 if __name__ == "__main__":
-    try:
-        sys.argv[1:] = precheck(sys.argv[1:])
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    sys.argv[1:] = run_precheck(precheck, sys.argv[1:])
     main()

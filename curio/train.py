@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from curio.checkpoint_io import AtomicCheckpointIO
 from curio.config import redact, validate_config
+from curio.data.sampling import check_step_fits
 from curio.errors import ConfigError, UserError
 from curio.module import SFTModule
 
@@ -97,12 +98,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     tokenizer = build(cfg.model.tokenizer, "model.tokenizer")
     datamodule = build(cfg.data, "data", tokenizer=tokenizer)
     datamodule.setup("fit")  # read and encode now: a bad row fails before the model loads
-    if datamodule.steps_per_epoch(trainer.world_size) == 0:
-        raise ConfigError(
-            f"one optimizer step needs {datamodule.step_window(trainer.world_size)} sequences (data.micro_batch_size"
-            f" x trainer.accumulate_grad_batches x {trainer.world_size} device(s)) but the training set has "
-            f"{len(datamodule.train_set)}"
-        )
+    check_step_fits(len(datamodule.train_set), datamodule.micro_batch_size, datamodule.accumulate, trainer.world_size)
     if len(datamodule.val_set) == 0:
         trainer.limit_val_batches = 0
 

@@ -200,13 +200,9 @@ class SFTDataModule(L.LightningDataModule):
         held = set(perm[:count])
         return [s for i, s in enumerate(samples) if i not in held], [samples[i] for i in sorted(held)]
 
-    def step_window(self, world_size: int) -> int:
-        """Sequences per optimizer step across all devices."""
-        return self.micro_batch_size * self.accumulate * world_size
-
     def steps_per_epoch(self, world_size: int) -> int:
         assert self.train_set is not None, "call setup() first"
-        return len(self.train_set) // self.step_window(world_size)
+        return len(self.train_set) // (self.micro_batch_size * self.accumulate * world_size)
 
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None, "call setup() first"

@@ -19,6 +19,17 @@ from torch.utils.data import Sampler
 from curio.errors import ConfigError
 
 
+def check_step_fits(num_samples: int, micro_batch_size: int, accumulate: int, world_size: int) -> None:
+    """One optimizer step must fit in the training set (incomplete windows are dropped)."""
+    window = micro_batch_size * accumulate * world_size
+    if num_samples < window:
+        raise ConfigError(
+            f"one optimizer step needs {window} sequences (data.micro_batch_size={micro_batch_size}"
+            f" x trainer.accumulate_grad_batches={accumulate} x {world_size} device(s)) but the "
+            f"training set has only {num_samples}"
+        )
+
+
 class StepWindowSampler(Sampler[list[tuple[int, int]]]):
     """Yields this rank's micro-batches as lists of ``(sample_index, step_loss_tokens)``.
 
@@ -58,12 +69,7 @@ class StepWindowSampler(Sampler[list[tuple[int, int]]]):
         self.epoch = 0
         self.skip = 0  # micro-batches of the current epoch already trained on (set on resume)
         self.window = micro_batch_size * accumulate * world_size
-        if len(self.lengths) < self.window:
-            raise ConfigError(
-                f"one optimizer step needs {self.window} sequences (data.micro_batch_size={micro_batch_size}"
-                f" x trainer.accumulate_grad_batches={accumulate} x {world_size} device(s)) but the "
-                f"training set has only {len(self.lengths)}"
-            )
+        check_step_fits(len(self.lengths), micro_batch_size, accumulate, world_size)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
