@@ -21,8 +21,10 @@ if not OmegaConf.has_resolver("curio_root"):
 
 
 def group_options(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
-    """The choices of a config group (the YAML files of its folder, without suffix)."""
-    return sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
+    """The choices of a config group: its YAML files without suffix, those in subfolders as
+    ``sub/name`` (``experiment=claims/curio``)."""
+    folder = conf_dir / group
+    return sorted(p.relative_to(folder).with_suffix("").as_posix() for p in folder.rglob("*.yaml"))
 
 
 def check_group_overrides(overrides: list[str], conf_dir: Path = CONF_DIR) -> None:

@@ -2,11 +2,11 @@
 
 import pytest
 
-from curio.config import CONF_DIR
+from curio.config import group_options
 from curio.train import train
 from tests.conftest import compose_config
 
-EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+EXPERIMENTS = group_options("experiment")
 SMOKE = [
     "trainer.max_steps=2",
     "trainer.val_check_interval=2",

@@ -8,7 +8,7 @@ next-token distribution at the position that predicts it, averaged per label.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -17,15 +17,17 @@ from curio.tinyworld.labels import TokenLabel, label_response
 
 
 @torch.no_grad()
-def label_entropies(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], batch_size: int = 32) -> dict[str, Any]:
-    """``{label: mean entropy}`` plus token counts, over the assistant responses of ``rows``.
+def response_logits(
+    model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], batch_size: int = 32
+) -> Iterator[tuple[torch.Tensor, list[str]]]:
+    """Per batch of demonstrations: ``([n, V] float32 logits, n label names)`` of their response tokens.
 
-    The input is built as the trainer builds it (spec section 2): the chat template's generation
-    prompt, then the response tokenised alone, then EOS (EOS is not counted: it has no label).
+    Row ``i`` of the logits is the model's next-token distribution at the position that predicts
+    response token ``i`` (teacher-forced), its label one of ``choice``, ``result``, ``format``. The
+    input is built as the trainer builds it (spec section 2): the chat template's generation prompt,
+    then the response tokenised alone, then EOS (EOS is not returned: it has no label).
     """
     model.eval()
-    sums = {label.name.lower(): 0.0 for label in TokenLabel}
-    counts = {label.name.lower(): 0 for label in TokenLabel}
     for start in range(0, len(rows), batch_size):
         chunk = rows[start : start + batch_size]
         sequences, label_runs = [], []
@@ -43,14 +45,27 @@ def label_entropies(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], 
         for b, seq in enumerate(sequences):
             ids[b, : len(seq)] = torch.tensor(seq)
             mask[b, : len(seq)] = 1
-        logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
-        entropy = -(logp.exp() * logp).sum(-1)  # [B, T]
+        logits = model(input_ids=ids, attention_mask=mask).logits.float()
+        rows_b, positions, names = [], [], []
         for b, (prompt_len, labels) in enumerate(label_runs):
             # Position t predicts token t + 1: response token k is predicted at prompt_len + k - 1.
             for k, label in enumerate(labels):
-                name = TokenLabel(label).name.lower()
-                sums[name] += float(entropy[b, prompt_len + k - 1])
-                counts[name] += 1
+                rows_b.append(b)
+                positions.append(prompt_len + k - 1)
+                names.append(TokenLabel(label).name.lower())
+        yield logits[torch.tensor(rows_b), torch.tensor(positions)], names
+
+
+def label_entropies(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], batch_size: int = 32) -> dict[str, Any]:
+    """``{label: mean entropy}`` plus token counts, over the assistant responses of ``rows``."""
+    sums = {label.name.lower(): 0.0 for label in TokenLabel}
+    counts = {label.name.lower(): 0 for label in TokenLabel}
+    for logits, names in response_logits(model, tokenizer, rows, batch_size):
+        logp = torch.log_softmax(logits, dim=-1)
+        entropy = -(logp.exp() * logp).sum(-1)
+        for value, name in zip(entropy.tolist(), names):
+            sums[name] += value
+            counts[name] += 1
     means = {name: sums[name] / counts[name] if counts[name] else float("nan") for name in sums}
     determined = counts["result"] + counts["format"]
     means["determined"] = (sums["result"] + sums["format"]) / determined if determined else float("nan")

@@ -1,0 +1,92 @@
+"""``python -m curio.claims [--preset full|quick|smoke] [--dir DIR] [--report FILE] [--report-only]``
+
+Runs every claims experiment for every seed of the preset (resumable: rerun the same command after
+an interruption), evaluates and probes each model and the base model, then writes the report.
+``full`` (3 seeds, 64 samples) writes docs/results_tiny.md; the others write into their folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from curio.claims.plan import PRESETS, jobs
+from curio.config import ROOT
+
+
+def _commit() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}+uncommitted changes" if dirty else head
+
+
+def _machine() -> str:
+    import torch
+
+    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores, "
+            f"Python {platform.python_version()}, torch {torch.__version__}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m curio.claims", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="full")
+    parser.add_argument("--dir", type=Path, help="study folder (default outputs/claims/<preset>)")
+    parser.add_argument("--report", type=Path, help="report file (default docs/results_tiny.md for full, "
+                                                      "else <dir>/results_tiny.md)")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the report from finished runs")
+    args = parser.parse_args(argv)
+
+    from curio.claims.measures import collect
+    from curio.claims.report import write_report
+    from curio.claims.runner import StepFailed, run_study
+
+    preset = PRESETS[args.preset]
+    root = (args.dir or ROOT / "outputs" / "claims" / preset.name).resolve()
+    report = args.report or (ROOT / "docs" / "results_tiny.md" if preset.name == "full" else root / "results_tiny.md")
+    command = "python -m curio.claims" + ("" if preset.name == "full" else f" --preset {preset.name}")
+    print(f"claims study '{preset.name}': {len(jobs(preset, root))} models, folder {root}", flush=True)
+    commits_file = root / "commits.json"  # the code each (resumed) invocation ran, for the report
+    commits = json.loads(commits_file.read_text(encoding="utf-8")) if commits_file.is_file() else []
+    if not args.report_only and _commit() not in commits:
+        commits.append(_commit())
+        root.mkdir(parents=True, exist_ok=True)
+        commits_file.write_text(json.dumps(commits), encoding="utf-8")
+    try:
+        todo = jobs(preset, root) if args.report_only else run_study(preset, root)
+    except StepFailed as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
+    missing = [job.name for job in todo if not (job.eval_dir / "results.json").is_file() or not job.probe_file.is_file()]
+    if missing:
+        print(f"error: not finished, run without --report-only first: {', '.join(missing)}", file=sys.stderr)
+        sys.exit(1)
+    table: dict[str, list] = {}
+    for job in todo:
+        table.setdefault(job.experiment, []).append(collect(job))
+    timings_file = root / "timings.json"
+    timings = json.loads(timings_file.read_text(encoding="utf-8")) if timings_file.is_file() else {}
+    total = sum(seconds for steps in timings.values() for seconds in steps.values())
+    provenance = {"commit": ", ".join(commits) or _commit(), "machine": _machine(),
+                  "wall": f"{total / 60:.0f} min of train/eval/probe steps (summed over resumes)"}
+    started = time.perf_counter()
+    answers = write_report(preset, table, todo[0], {j.experiment: j for j in todo if j.seed == preset.seeds[0]},
+                           report, command, provenance)
+    for answer in answers:
+        print(f"Q{answer.number} {answer.verdict:12s} {answer.question}")
+    print(f"wrote {report} ({time.perf_counter() - started:.1f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""One flat dict of numbers per job, read from its eval run and its probe file.
+
+Keys (``<set>`` is ``id`` or ``ood``):
+
+- ``<set>/avg``: mean correctness over all samples (avg@n, equal to pass@1);
+- ``<set>/pass@k`` for k = 1, 2, 4, ..., n;
+- ``<set>/maj``: majority-vote accuracy (maj@n);
+- ``<set>/gen_entropy``: mean next-token entropy (nats, T = 1) along the model's own samples;
+- ``<set>/distinct_answers``: different final answers per problem;
+- ``<set>/distinct_correct``: different correct solution texts per problem (orders of work);
+- ``H/<label>``: teacher-forced entropy on held-out demonstrations, label choice, result, format,
+  determined;
+- ``tau/<label>``, ``tau_at_max/<label>``, ``tau_at_min/<label>``, ``tau_gated/<label>``: the
+  entropy-guided rule's mean tau on the model's own distribution, and the shares of tokens
+  clamped at the top / bottom of the range or gated.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+from curio.claims.plan import Job
+
+SETS = {"tiny_id": "id", "tiny_ood": "ood"}
+
+
+def distinct_correct(samples_file: Any, benchmark: str) -> float:
+    """Mean over problems of the number of different correct responses (exact text)."""
+    correct: dict[int, set[str]] = defaultdict(set)
+    problems: set[int] = set()
+    with samples_file.open(encoding="utf-8") as lines:
+        for line in lines:
+            sample = json.loads(line)
+            if sample["benchmark"] != benchmark:
+                continue
+            problems.add(sample["problem"])
+            if sample["correct"]:
+                correct[sample["problem"]].add(sample["response"].strip())
+    return sum(len(correct[p]) for p in problems) / len(problems) if problems else float("nan")
+
+
+def collect(job: Job) -> dict[str, float]:
+    """Every number the report uses for ``job``."""
+    results = json.loads((job.eval_dir / "results.json").read_text(encoding="utf-8"))
+    out: dict[str, float] = {}
+    for benchmark, name in SETS.items():
+        metrics = results["benchmarks"][benchmark]["metrics"]
+        n = results["benchmarks"][benchmark]["n"]
+        out[f"{name}/avg"] = metrics[f"avg@{n}"]
+        out[f"{name}/maj"] = metrics[f"maj@{n}"]
+        out.update({f"{name}/{key}": value for key, value in metrics.items() if key.startswith("pass@")})
+        out[f"{name}/gen_entropy"] = metrics.get("token_entropy", float("nan"))
+        out[f"{name}/distinct_answers"] = metrics["distinct_answers"]
+        out[f"{name}/distinct_correct"] = distinct_correct(job.eval_dir / "samples.jsonl", benchmark)
+    probe = json.loads(job.probe_file.read_text(encoding="utf-8"))
+    for label, stats in probe["labels"].items():
+        out[f"H/{label}"] = stats["entropy"]["mean"]
+        out[f"tau/{label}"] = stats["tau"]["mean"]
+        out[f"tau_at_max/{label}"] = stats["at_max"]
+        out[f"tau_at_min/{label}"] = stats["at_min"]
+        out[f"tau_gated/{label}"] = stats["gated"]
+    return out
+
+
+def tau_histograms(job: Job) -> dict[str, Any]:
+    """``{label: counts}`` of the probe's tau histogram, plus ``range``."""
+    probe = json.loads(job.probe_file.read_text(encoding="utf-8"))
+    return {"range": probe["tau_range"], **{k: v["tau_histogram"] for k, v in probe["labels"].items()}}

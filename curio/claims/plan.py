@@ -1,0 +1,102 @@
+"""What a claims study runs: presets, and where each job's outputs live.
+
+Every trained model is ``conf/experiment/claims/<experiment>.yaml`` at one seed. Every model,
+the base included, is evaluated and probed. A study's folder holds::
+
+    train/<experiment>/seed<S>/        train.py run dir (hf/ is the model)
+    eval/<experiment>/seed<S>/         eval.py run dir (results.json, samples.jsonl)
+    probe/<experiment>/seed<S>.json    teacher-forced entropy and tau by token label
+    (experiment "base" is the shipped base model: no train/, one seed)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from curio.config import ROOT
+
+BASE = "base"
+BASE_MODEL = ROOT / "assets" / "tiny_world" / "base"
+
+#: Every claims experiment, in report order (conf/experiment/claims/<name>.yaml).
+EXPERIMENTS: tuple[str, ...] = (
+    "ce", "entropy_small", "entropy_large", "dft", "curio", "curio_fixed", "curio_live",
+)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A study's size.
+
+    Attributes:
+        name: the preset's name (also the default study folder's name).
+        seeds: training seeds; each model is sampled with its training seed too.
+        samples: samples per test problem (pass@k is reported up to k = samples).
+        limit: test problems per set (the first ``limit`` of test_id and test_ood).
+        probe_rows: held-out demonstrations (sft_val) for the teacher-forced probes.
+        experiments: which claims experiments to train.
+        train_overrides: extra train.py overrides (the smoke preset shortens training).
+        max_new_tokens: generation cap; the longest OOD solution is well under it, and a model that
+            rambles (a large entropy bonus) costs no more than this per sample.
+        eval_batch_size: sequences per generate call (64 was faster than 512 on 2 CPU cores).
+    """
+
+    name: str
+    seeds: tuple[int, ...]
+    samples: int
+    limit: int
+    probe_rows: int = 200
+    experiments: tuple[str, ...] = EXPERIMENTS
+    train_overrides: tuple[str, ...] = ()
+    max_new_tokens: int = 320
+    eval_batch_size: int = 64
+
+
+PRESETS: dict[str, Preset] = {
+    # The committed report (docs/results_tiny.md).
+    "full": Preset(name="full", seeds=(0, 1, 2), samples=64, limit=50),
+    # One seed, fewer samples: a first look in about a quarter of an hour on 2 CPU cores.
+    "quick": Preset(name="quick", seeds=(0,), samples=16, limit=50),
+    # Seconds per job: checks the machinery end to end (tests).
+    "smoke": Preset(name="smoke", seeds=(0,), samples=2, limit=2, probe_rows=4, experiments=("ce", "curio"),
+                    train_overrides=("trainer.max_steps=2", "trainer.val_check_interval=2",
+                                     "+trainer.limit_val_batches=1"),
+                    eval_batch_size=8),
+}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One model of the study: an experiment at a seed (the base model has experiment ``base``)."""
+
+    experiment: str
+    seed: int
+    root: Path = field(compare=False)
+
+    @property
+    def name(self) -> str:
+        return f"{self.experiment}/seed{self.seed}"
+
+    @property
+    def train_dir(self) -> Path:
+        return self.root / "train" / self.experiment / f"seed{self.seed}"
+
+    @property
+    def model_dir(self) -> Path:
+        return BASE_MODEL if self.experiment == BASE else self.train_dir / "hf"
+
+    @property
+    def eval_dir(self) -> Path:
+        return self.root / "eval" / self.experiment / f"seed{self.seed}"
+
+    @property
+    def probe_file(self) -> Path:
+        return self.root / "probe" / self.experiment / f"seed{self.seed}.json"
+
+
+def jobs(preset: Preset, root: Path) -> list[Job]:
+    """The base model once (it is not trained, so one sampling seed), then every experiment x seed."""
+    return [Job(BASE, preset.seeds[0], root)] + [
+        Job(experiment, seed, root) for experiment in preset.experiments for seed in preset.seeds
+    ]

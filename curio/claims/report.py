@@ -1,0 +1,284 @@
+"""The claims report: verdicts, tables (mean ± std over seeds) and plots, as Markdown.
+
+Everything in the report is computed here from the study's folder, so rerunning the study command
+regenerates it. One hand-written block survives regeneration: the text between
+:data:`KEEP_START` and :data:`KEEP_END` in an existing report (the discussion of the results).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from curio.claims.measures import tau_histograms
+from curio.claims.plan import BASE, Job, Preset
+from curio.claims.verdicts import Answer, Table, answer_all
+
+KEEP_START = "<!-- discussion: hand-written, kept when the report is regenerated -->"
+KEEP_END = "<!-- end of discussion -->"
+
+LABELS = {
+    BASE: "base model",
+    "ce": "SFT (ce)",
+    "entropy_small": "entropy bonus, small",
+    "entropy_large": "entropy bonus, large",
+    "dft": "DFT",
+    "curio": "CurioSFT (lagged, entropy-guided)",
+    "curio_fixed": "CurioSFT (lagged, fixed tau)",
+    "curio_live": "CurioSFT (live, entropy-guided)",
+}
+
+
+def _stats(values: Sequence[float]) -> tuple[float, float]:
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else float("nan")
+    return mean, std
+
+
+def _cell(values: Sequence[float], scale: float = 1.0, digits: int = 1) -> str:
+    mean, std = _stats([scale * v for v in values])
+    return f"{mean:.{digits}f}" if math.isnan(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _model_rows(table: Table, columns: Sequence[tuple[str, Callable[[Sequence[Mapping[str, float]]], str]]]) -> str:
+    rows = [[LABELS.get(name, name), *(render(seeds) for _, render in columns)] for name, seeds in table.items()]
+    return _table(["model", *(title for title, _ in columns)], rows)
+
+
+def _metric(key: str, scale: float = 1.0, digits: int = 1) -> Callable[[Sequence[Mapping[str, float]]], str]:
+    return lambda seeds: _cell([s[key] for s in seeds], scale, digits)
+
+
+def _ratio(top: str, bottom: str) -> Callable[[Sequence[Mapping[str, float]]], str]:
+    return lambda seeds: _cell([s[top] / s[bottom] for s in seeds], 1.0, 2)
+
+
+def _pass_ks(table: Table, prefix: str) -> list[int]:
+    first = next(iter(table.values()))[0]
+    return sorted(int(key.split("@")[1]) for key in first if key.startswith(f"{prefix}/pass@"))
+
+
+def _save(fig: Figure, path: Path) -> None:
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(fig).print_png(str(path))
+
+
+def plot_pass_at_k(table: Table, path: Path) -> None:
+    """pass@k against k, ID and OOD panels; mean over seeds with a ± std band; base dashed."""
+    fig = Figure(figsize=(12, 4.8), dpi=100)
+    for index, prefix in enumerate(("id", "ood")):
+        ax = fig.add_subplot(1, 2, index + 1)
+        ks = _pass_ks(table, prefix)
+        for name, seeds in table.items():
+            stats = [_stats([100 * s[f"{prefix}/pass@{k}"] for s in seeds]) for k in ks]
+            means = [m for m, _ in stats]
+            style = {"linestyle": "--", "color": "black"} if name == BASE else {}
+            ax.plot(ks, means, marker="o", markersize=3, label=LABELS.get(name, name), **style)
+            if len(seeds) > 1:
+                ax.fill_between(ks, [m - s for m, s in stats], [m + s for m, s in stats], alpha=0.15)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("k (samples)")
+        ax.set_ylabel("pass@k (%)")
+        ax.set_title(f"{prefix.upper()} test set")
+        ax.grid(alpha=0.3)
+        if index == 0:
+            ax.legend(fontsize=7, loc="lower right")
+    _save(fig, path)
+
+
+def plot_entropy(table: Table, path: Path) -> None:
+    """Teacher-forced entropy by token label, one group of bars per model (± std over seeds)."""
+    fig = Figure(figsize=(12, 4.5), dpi=100)
+    ax = fig.add_subplot()
+    labels = (("choice", "choice points"), ("result", "determined: results"), ("format", "determined: format"))
+    width = 0.8 / len(labels)
+    names = list(table)
+    for index, (label, title) in enumerate(labels):
+        stats = [_stats([s[f"H/{label}"] for s in table[name]]) for name in names]
+        xs = [i + (index - 1) * width for i in range(len(names))]
+        errors = [0.0 if math.isnan(s) else s for _, s in stats]
+        ax.bar(xs, [m for m, _ in stats], width, yerr=errors, capsize=2, label=title)
+    ax.set_xticks(range(len(names)), [LABELS.get(n, n) for n in names], rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("entropy (nats, T = 1)")
+    ax.set_title("Teacher-forced token entropy on held-out demonstrations")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_tau(histograms: Mapping[str, Mapping[str, Any]], path: Path) -> None:
+    """Entropy-guided tau histograms, choice points against determined tokens, one panel per model."""
+    fig = Figure(figsize=(4 * len(histograms), 3.6), dpi=100)
+    for index, (name, hist) in enumerate(histograms.items()):
+        ax = fig.add_subplot(1, len(histograms), index + 1)
+        low, high = hist["range"]
+        bins = len(hist["choice"])
+        edges = [low + (high - low) * i / bins for i in range(bins)]
+        for label, title in (("choice", "choice points"), ("determined", "determined")):
+            counts = hist[label]
+            total = sum(counts) or 1.0
+            ax.bar(edges, [c / total for c in counts], width=(high - low) / bins, align="edge", alpha=0.55,
+                   label=title)
+        ax.set_title(LABELS.get(name, name), fontsize=9)
+        ax.set_xlabel("tau")
+        ax.set_ylabel("share of tokens")
+        ax.legend(fontsize=7)
+    _save(fig, path)
+
+
+def _answers_section(answers: Sequence[Answer]) -> str:
+    rows = []
+    for answer in answers:
+        evidence = "; ".join(
+            f"{p.what}: {_signed(p)} (per seed {', '.join(_fmt(p.metric, d) for d in p.diffs)})" for p in answer.parts
+        )
+        if answer.note:
+            evidence += f"; {answer.note}"
+        rows.append([str(answer.number), answer.question, f"**{answer.verdict}**", evidence])
+    return _table(["#", "claim", "tiny world", "evidence: mean ± std over seeds of the paired difference"], rows)
+
+
+def _fmt(metric: str, value: float) -> str:
+    return f"{100 * value:+.1f} pt" if "pass@" in metric or metric.endswith("/avg") else f"{value:+.3f}"
+
+
+def _signed(part: Any) -> str:
+    mean = _fmt(part.metric, part.mean)
+    if math.isnan(part.std):
+        return mean
+    return f"{mean} ± {_fmt(part.metric, part.std).lstrip('+')}"
+
+
+def _kept(existing: Path) -> str:
+    if existing.is_file():
+        text = existing.read_text(encoding="utf-8")
+        found = re.search(re.escape(KEEP_START) + r"(.*?)" + re.escape(KEEP_END), text, re.DOTALL)
+        if found:
+            return found.group(1).strip("\n")
+    return "_No discussion yet._"
+
+
+def write_report(
+    preset: Preset, table: Table, base_job: Job, jobs_by_name: Mapping[str, Job], path: Path,
+    command: str, provenance: Mapping[str, str],
+) -> list[Answer]:
+    """Write the Markdown report to ``path`` and its plots to ``<path stem>/``; returns the answers."""
+    k_max = preset.samples
+    answers = answer_all(table, k_max)
+    figures = path.parent / path.stem
+    plot_pass_at_k(table, figures / "pass_at_k.png")
+    plot_entropy(table, figures / "entropy_by_label.png")
+    shown = [name for name in (BASE, "ce", "curio", "curio_live") if name in jobs_by_name or name == BASE]
+    plot_tau({name: tau_histograms(base_job if name == BASE else jobs_by_name[name]) for name in shown},
+             figures / "tau_by_label.png")
+    rel = figures.name
+    seeds = ", ".join(str(s) for s in preset.seeds)
+    mid = min(8, k_max)
+    accuracy = _model_rows(table, [
+        ("ID avg@n", _metric("id/avg", 100)), (f"ID pass@{mid}", _metric(f"id/pass@{mid}", 100)),
+        (f"ID pass@{k_max}", _metric(f"id/pass@{k_max}", 100)), ("ID maj@n", _metric("id/maj", 100)),
+        ("OOD avg@n", _metric("ood/avg", 100)), (f"OOD pass@{mid}", _metric(f"ood/pass@{mid}", 100)),
+        (f"OOD pass@{k_max}", _metric(f"ood/pass@{k_max}", 100)),
+    ])
+    entropy = _model_rows(table, [
+        ("choice points", _metric("H/choice", digits=3)), ("results", _metric("H/result", digits=3)),
+        ("format", _metric("H/format", digits=3)), ("determined (all)", _metric("H/determined", digits=3)),
+        ("choice / determined", _ratio("H/choice", "H/determined")),
+    ])
+    diversity = _model_rows(table, [
+        ("ID gen. entropy", _metric("id/gen_entropy", digits=3)), ("OOD gen. entropy", _metric("ood/gen_entropy", digits=3)),
+        ("ID distinct answers", _metric("id/distinct_answers", digits=2)),
+        ("ID distinct correct solutions", _metric("id/distinct_correct", digits=2)),
+        ("OOD distinct answers", _metric("ood/distinct_answers", digits=2)),
+        ("OOD distinct correct solutions", _metric("ood/distinct_correct", digits=2)),
+    ])
+    tau = _model_rows(table, [
+        ("mean tau, choice", _metric("tau/choice", digits=3)), ("mean tau, determined", _metric("tau/determined", digits=3)),
+        ("at tau_max, choice", _metric("tau_at_max/choice", 100)),
+        ("at tau_max, determined", _metric("tau_at_max/determined", 100)),
+        ("gated, choice", _metric("tau_gated/choice", 100)), ("gated, determined", _metric("tau_gated/determined", 100)),
+    ])
+    text = f"""# The paper's claims on the tiny world
+
+Generated by `{command}` (preset `{preset.name}`) at commit `{provenance['commit']}` on
+{provenance['machine']}; the study took {provenance['wall']}. Every number and plot below comes from that
+command; only the discussion block at the end is written by hand.
+
+**Setup.** The shipped base model (`assets/tiny_world/base`) is fine-tuned once per experiment in
+`conf/experiment/claims/` and seed ({seeds}): each is `experiment=tiny_sft` (same data, steps,
+learning rate, schedule) with one loss. Every model answers the first {preset.limit} problems of the ID
+and OOD test sets {k_max} times (T = 0.6, the spec's protocol), seeded with its training seed; the base
+model is sampled once (seed {preset.seeds[0]}). Teacher-forced probes use the first {preset.probe_rows}
+held-out demonstrations (`sft_val.jsonl`), split by the generator's token labels. Numbers are
+mean ± std over seeds (the base model has no spread). Nothing was tuned on the test sets: the
+entropy-bonus strengths and every hyperparameter were fixed before the first run.
+
+**Rule.** For each claim, the number in question is compared seed by seed (paired): a claim is
+*supported* when every seed's difference has the claimed sign and the mean difference exceeds twice
+its standard error, *contradicted* when every seed's difference has the opposite sign by the same
+margin, *inconclusive* otherwise (always so with one seed). A claim of several parts is supported
+when all parts are and contradicted when any part is (`curio/claims/verdicts.py`).
+
+## Verdicts
+
+{_answers_section(answers)}
+
+## Accuracy (%)
+
+avg@n is the mean correctness over all {k_max} samples (equal to the unbiased pass@1).
+
+{accuracy}
+
+![pass@k]({rel}/pass_at_k.png)
+
+## Token entropy on held-out demonstrations (nats, full vocabulary, T = 1)
+
+*Choice points* are the tokens where the world offers several valid next steps; *determined*
+tokens are arithmetic results and the copying/format tokens that follow from what came before.
+
+{entropy}
+
+![entropy by label]({rel}/entropy_by_label.png)
+
+## Diversity of generations (ID and OOD test sets, T = 0.6)
+
+Generation entropy: mean next-token entropy (T = 1) along the model's own samples. Distinct answers:
+different final answers per problem among the {k_max} samples. Distinct correct solutions: different
+correct solution texts per problem (the world's valid orders of work).
+
+{diversity}
+
+## The entropy-guided temperature by token label
+
+The tau that `temp=entropy_guided` (authors' constants) picks when each model's next-token
+distribution is the teacher's: for the base model, the tau of CurioSFT's first steps; for a trained
+model, the tau its lagged teacher would pick at the end. Shares in %.
+
+{tau}
+
+![tau by label]({rel}/tau_by_label.png)
+
+## Discussion
+
+{KEEP_START}
+{_kept(path)}
+{KEEP_END}
+"""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return answers

@@ -1,0 +1,118 @@
+"""Run every job of a study: train.py, then eval.py, then the probe; skip what is already done.
+
+Each step runs the committed command line in a subprocess (exactly what a user would type), with
+its output in a log file next to its results, so a failed job can be read and rerun alone. A study
+interrupted at any point continues where it stopped: a finished export, a finished ``results.json``
+or a probe file is never redone, a half-trained run resumes from its last checkpoint
+(``ckpt_path=auto``) and a half-evaluated one keeps the benchmarks it finished (``resume=true``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from curio.claims.plan import BASE, Job, Preset, jobs
+from curio.config import ROOT
+
+log = logging.getLogger(__name__)
+
+BENCHMARKS = ("tiny_id", "tiny_ood")
+SFT_VAL = ROOT / "assets" / "tiny_world" / "sft_val.jsonl"
+
+
+class StepFailed(RuntimeError):
+    """A train.py / eval.py subprocess exited non-zero; the message names its log file."""
+
+
+def _run(command: list[str], log_file: Path) -> None:
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("a", encoding="utf-8") as out:
+        out.write(f"$ {' '.join(command)}\n")
+        out.flush()
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "WANDB_MODE": "disabled"}
+        code = subprocess.call(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
+    if code != 0:
+        tail = log_file.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-5:]
+        raise StepFailed(f"exit {code}: {' '.join(command[1:3])} ... (log: {log_file})\n" + "\n".join(tail))
+
+
+def trained(job: Job) -> bool:
+    return (job.model_dir / "config.json").is_file() and (job.model_dir / "model.safetensors").is_file()
+
+
+def evaluated(job: Job) -> bool:
+    path = job.eval_dir / "results.json"
+    if not path.is_file():
+        return False
+    results = json.loads(path.read_text(encoding="utf-8"))
+    return results.get("finished") is not None and set(BENCHMARKS) <= set(results.get("benchmarks", {}))
+
+
+def train(job: Job, preset: Preset) -> None:
+    command = [
+        sys.executable, "train.py", f"experiment=claims/{job.experiment}", f"seed={job.seed}",
+        f"hydra.run.dir={job.train_dir}", "ckpt_path=auto", "~callbacks.progress_bar",
+        *preset.train_overrides,
+    ]
+    _run(command, job.train_dir.parent / f"seed{job.seed}.train.log")
+
+
+def evaluate(job: Job, preset: Preset) -> None:
+    command = [
+        sys.executable, "eval.py", f"model={job.model_dir}", f"benchmarks=[{','.join(BENCHMARKS)}]",
+        f"limit={preset.limit}", f"sampling.n={preset.samples}", f"sampling.max_new_tokens={preset.max_new_tokens}",
+        f"seed={job.seed}",
+        f"generation.batch_size={preset.eval_batch_size}", "generation.progress=false",
+        f"model.name={job.experiment}", f"hydra.run.dir={job.eval_dir}", "resume=true",
+    ]
+    _run(command, job.eval_dir.parent / f"seed{job.seed}.eval.log")
+
+
+def run_probe(job: Job, preset: Preset) -> None:
+    from curio.claims.probes import probe_model
+    from curio.tinyworld.corpus import read_jsonl
+
+    rows = list(read_jsonl(SFT_VAL))[: preset.probe_rows]
+    result = probe_model(job.model_dir, rows)
+    job.probe_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = job.probe_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    tmp.replace(job.probe_file)  # atomic: a probe file is either whole or absent
+
+
+def _record(root: Path, job: Job, step: str, seconds: float) -> None:
+    """Add a step's wall time to ``<root>/timings.json`` (the report sums it, resumes included)."""
+    path = root / "timings.json"
+    timings = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    timings.setdefault(job.name, {})[step] = round(seconds, 1)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(timings, indent=1), encoding="utf-8")
+    tmp.replace(path)
+
+
+def run_study(preset: Preset, root: Path) -> list[Job]:
+    """Run (or finish) every job of ``preset`` under ``root``; returns the jobs."""
+    todo = jobs(preset, root)
+    started = time.perf_counter()
+    for index, job in enumerate(todo, 1):
+        steps = []
+        if job.experiment != BASE and not trained(job):
+            steps.append(("train", train))
+        if not evaluated(job):
+            steps.append(("eval", evaluate))
+        if not job.probe_file.is_file():
+            steps.append(("probe", run_probe))
+        for step, run in steps:
+            t0 = time.perf_counter()
+            run(job, preset)
+            _record(root, job, step, time.perf_counter() - t0)
+        done = ", ".join(step for step, _ in steps) or "already done"
+        print(f"[{index}/{len(todo)}] {job.name}: {done} (study {(time.perf_counter() - started) / 60:.1f} min)",
+              flush=True)
+    return todo
