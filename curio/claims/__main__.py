@@ -68,13 +68,17 @@ def main(argv: list[str] | None = None) -> None:
     except StepFailed as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
-    missing = [job.name for job in todo if not (job.eval_dir / "results.json").is_file() or not job.probe_file.is_file()]
-    if missing:
-        print(f"error: not finished, run without --report-only first: {', '.join(missing)}", file=sys.stderr)
+    finished = [job for job in todo if (job.eval_dir / "results.json").is_file() and job.probe_file.is_file()]
+    incomplete = {job.experiment for job in todo if job not in finished}
+    if todo[0] not in finished:
+        print("error: the base model is not evaluated yet; run without --report-only first", file=sys.stderr)
         sys.exit(1)
+    if incomplete:  # --report-only on a study still running: report the experiments done at every seed
+        print(f"warning: not finished, left out of the report: {', '.join(sorted(incomplete))}", file=sys.stderr)
     table: dict[str, list] = {}
     for job in todo:
-        table.setdefault(job.experiment, []).append(collect(job))
+        if job.experiment not in incomplete:
+            table.setdefault(job.experiment, []).append(collect(job))
     timings_file = root / "timings.json"
     timings = json.loads(timings_file.read_text(encoding="utf-8")) if timings_file.is_file() else {}
     total = sum(seconds for steps in timings.values() for seconds in steps.values())

@@ -42,4 +42,4 @@ def test_smoke_study_runs_resumes_and_keeps_the_discussion(tmp_path):
 def test_report_only_refuses_an_unfinished_study(tmp_path):
     result = _study(tmp_path, "--report-only")
     assert result.returncode == 1
-    assert "not finished" in result.stderr and "base/seed0" in result.stderr
+    assert "base model is not evaluated yet" in result.stderr
