@@ -118,8 +118,9 @@ class SFTModule(L.LightningModule):
         )
         if self.teacher is not None:
             if self.teacher.is_live:
-                # Same forward, detached: no second model and no second decoder pass.
-                inputs.teacher_hidden, inputs.teacher_head = inputs.hidden.detach(), inputs.head
+                # Same forward, detached: no second model, no second decoder pass, and the loss
+                # reads the teacher off the student's own chunk logits (no second projection).
+                inputs.teacher_is_student = True
             else:
                 inputs.teacher_hidden = self.teacher.hidden_states(batch.input_ids, batch.attention_mask)[mask]
                 inputs.teacher_head = self.teacher.head

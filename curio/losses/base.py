@@ -13,7 +13,7 @@ function of one chunk of float32 logits. That is one file plus one YAML in ``con
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -34,6 +34,10 @@ class LossInputs:
         normalizer: the per-token losses are summed and divided by this (see ``aggregation``).
         teacher_hidden: ``[N, H]`` teacher hidden states at the same positions (no grad), or None.
         teacher_head: the teacher's output layer, or None.
+        teacher_is_student: the live teacher: the teacher's logits are the student's own, detached.
+            The loss then reduces each chunk's student logits to the teacher's statistics instead
+            of projecting ``teacher_hidden`` again (one output projection per chunk saved; the
+            values are identical), and ``teacher_hidden`` / ``teacher_head`` stay None.
     """
 
     hidden: Tensor
@@ -42,6 +46,7 @@ class LossInputs:
     normalizer: Tensor | float = 1.0
     teacher_hidden: Tensor | None = None
     teacher_head: nn.Module | None = None
+    teacher_is_student: bool = False
 
 
 @dataclass
@@ -150,12 +155,16 @@ class TokenLoss(nn.Module):
                     teacher_logits = _project(inputs.teacher_head, inputs.teacher_hidden[sl])
                     teacher = self.teacher_stats(teacher_logits, targets[sl])
                     del teacher_logits
-            args = (hidden[sl], targets[sl], teacher, inputs.head)
+            # Values the chunk computes without gradient on its first run, reused when activation
+            # checkpointing runs it again in the backward pass (they cannot have changed).
+            first_run: dict[str, Any] = {}
+            args = (hidden[sl], targets[sl], teacher, inputs.head, inputs.teacher_is_student, first_run)
             if self.chunk_size is None or not torch.is_grad_enabled():
                 chunk_loss, chunk_metrics = self._chunk(*args)
             else:
                 chunk_loss, chunk_metrics = checkpoint(self._chunk, *args, use_reentrant=False)
             losses.append(chunk_loss)
+            teacher = first_run.get("teacher", teacher)
             for name, value in {**teacher, **chunk_metrics}.items():
                 metrics.setdefault(name, []).append(value)
         token_loss, token_metrics = self.finish(
@@ -164,14 +173,22 @@ class TokenLoss(nn.Module):
         return LossOutput(loss=token_loss.sum() / inputs.normalizer, token_metrics=token_metrics)
 
     def _chunk(
-        self, hidden: Tensor, targets: Tensor, teacher: dict[str, Tensor], head: nn.Module
+        self, hidden: Tensor, targets: Tensor, teacher: dict[str, Tensor], head: nn.Module,
+        teacher_is_student: bool, first_run: dict[str, Any],
     ) -> tuple[Tensor, dict[str, Tensor]]:
         logits = _project(head, hidden)
+        if teacher_is_student:
+            if "teacher" not in first_run:
+                with torch.no_grad():
+                    first_run["teacher"] = self.teacher_stats(logits.detach(), targets)
+            teacher = first_run["teacher"]
         loss, metrics = self.token_losses(logits, targets, teacher)
         metrics = {k: v.detach() for k, v in metrics.items()}
         if "entropy" not in metrics:  # a loss that already has the student entropy supplies it
-            with torch.no_grad():
-                metrics["entropy"] = entropy(logits)
+            if "entropy" not in first_run:
+                with torch.no_grad():
+                    first_run["entropy"] = entropy(logits)
+            metrics["entropy"] = first_run["entropy"]
         return loss, metrics
 
 

@@ -10,8 +10,9 @@ from curio.teacher.base import Teacher
 class LiveTeacher(Teacher):
     """The teacher's logits are the student's own at this step, detached.
 
-    The training loop passes ``teacher_hidden=hidden.detach()`` and ``teacher_head=`` the
-    student's output layer to the loss; this class holds no weights.
+    The training loop sets ``LossInputs.teacher_is_student``: the loss reduces each chunk of the
+    student's logits to the teacher's statistics (detached) in the same projection; this class
+    holds no weights.
     """
 
     is_live = True

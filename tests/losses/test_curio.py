@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 from tests.losses.loss_reference import log_softmax64
 from tests.losses.test_losses import NORMALIZER, make_case, run_module
 
-from curio.losses import CurioLoss, LossInputs
+from curio.losses import CrossEntropyLoss, CurioLoss, LossInputs
 from curio.temperature import EntropyGuidedTemperature, FixedTemperature
 
 
@@ -79,3 +80,58 @@ def test_needs_teacher_and_validation() -> None:
     assert CurioLoss.needs_teacher
     with pytest.raises(ValueError, match="loss.lam must be >= 0"):
         CurioLoss(FixedTemperature(), lam=-1.0)
+
+
+@pytest.mark.parametrize("chunk_size", [None, 8, 64])
+def test_live_fast_path_equals_an_explicit_detached_teacher(chunk_size) -> None:
+    """``teacher_is_student`` (teacher stats from the student's own chunk logits) gives the same
+    loss, gradients and metrics as handing the loss ``hidden.detach()`` and the student's head."""
+    case = make_case(37)
+    loss = CurioLoss(EntropyGuidedTemperature(top_k=16), chunk_size=chunk_size)
+    results = []
+    for fast in (True, False):
+        hidden = case.hidden.detach().clone().requires_grad_(True)
+        case.head.zero_grad()
+        inputs = LossInputs(hidden, case.targets, case.head, 37.0)
+        if fast:
+            inputs.teacher_is_student = True
+        else:
+            inputs.teacher_hidden, inputs.teacher_head = hidden.detach(), case.head
+        out = loss(inputs)
+        out.loss.backward()
+        results.append((out, hidden.grad.clone(), case.head.weight.grad.clone()))
+    (fast, fast_h, fast_w), (slow, slow_h, slow_w) = results
+    torch.testing.assert_close(fast.loss, slow.loss, rtol=0, atol=0)
+    torch.testing.assert_close(fast_h, slow_h, rtol=0, atol=0)
+    torch.testing.assert_close(fast_w, slow_w, rtol=0, atol=0)
+    assert fast.token_metrics.keys() == slow.token_metrics.keys()
+    for name in fast.token_metrics:
+        torch.testing.assert_close(fast.token_metrics[name], slow.token_metrics[name], rtol=0, atol=0)
+
+
+class _CountMatmuls(TorchDispatchMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in (torch.ops.aten.mm.default, torch.ops.aten.addmm.default):
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def test_live_teacher_costs_no_extra_output_projection() -> None:
+    """Per chunk, chunked CE runs 4 head matmuls (forward, checkpoint recompute, 2 in backward);
+    CurioSFT with the live teacher runs the same 4, not a fifth for the teacher."""
+    case = make_case(24)
+
+    def matmuls(loss_fn, live):
+        hidden = case.hidden.detach().clone().requires_grad_(True)
+        inputs = LossInputs(hidden, case.targets, case.head, 24.0, teacher_is_student=live)
+        with _CountMatmuls() as counter:
+            loss_fn(inputs).loss.backward()
+        return counter.count
+
+    ce = matmuls(CrossEntropyLoss(chunk_size=8), live=False)
+    assert ce == 3 * 4
+    assert matmuls(CurioLoss(EntropyGuidedTemperature(top_k=16), chunk_size=8), live=True) == ce
