@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     timings_file = root / "timings.json"
     timings = json.loads(timings_file.read_text(encoding="utf-8")) if timings_file.is_file() else {}
     total = sum(seconds for steps in timings.values() for seconds in steps.values())
-    provenance = {"commit": ", ".join(commits) or _commit(), "machine": _machine(),
+    provenance = {"commit": ", ".join(commits) or _commit(), "report_commit": _commit(), "machine": _machine(),
                   "wall": f"{total / 60:.0f} min of train/eval/probe steps (summed over resumes)"}
     started = time.perf_counter()
     answers = write_report(preset, table, todo[0], {j.experiment: j for j in todo if j.seed == preset.seeds[0]},

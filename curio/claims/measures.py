@@ -12,11 +12,15 @@ Keys (``<set>`` is ``id`` or ``ood``):
   determined;
 - ``tau/<label>``, ``tau_at_max/<label>``, ``tau_at_min/<label>``, ``tau_gated/<label>``: the
   entropy-guided rule's mean tau on the model's own distribution, and the shares of tokens
-  clamped at the top / bottom of the range or gated.
+  clamped at the top / bottom of the range or gated;
+- from the training log (trained models only): ``train/val_ce`` (held-out CE at the end),
+  ``train/<metric>`` for ``w``, ``tau``, ``tau_p90``, ``tau_gated``, ``teacher_entropy``, ``entropy``
+  (mean over the logged optimizer steps, where the loss logs it).
 """
 
 from __future__ import annotations
 
+import csv
 import json
 from collections import defaultdict
 from typing import Any
@@ -41,6 +45,24 @@ def distinct_correct(samples_file: Any, benchmark: str) -> float:
     return sum(len(correct[p]) for p in problems) / len(problems) if problems else float("nan")
 
 
+TRAIN_METRICS = ("w", "tau", "tau_p90", "tau_gated", "teacher_entropy", "entropy")
+
+
+def training_summary(metrics_csv: Any) -> dict[str, float]:
+    """Means over optimizer steps of :data:`TRAIN_METRICS` and the last held-out CE of a run."""
+    with metrics_csv.open(encoding="utf-8") as lines:
+        rows = list(csv.DictReader(lines))
+    out: dict[str, float] = {}
+    for name in TRAIN_METRICS:
+        values = [float(row[f"train/{name}"]) for row in rows if row.get(f"train/{name}")]
+        if values:
+            out[f"train/{name}"] = sum(values) / len(values)
+    val = [float(row["val/ce"]) for row in rows if row.get("val/ce")]
+    if val:
+        out["train/val_ce"] = val[-1]
+    return out
+
+
 def collect(job: Job) -> dict[str, float]:
     """Every number the report uses for ``job``."""
     results = json.loads((job.eval_dir / "results.json").read_text(encoding="utf-8"))
@@ -54,6 +76,9 @@ def collect(job: Job) -> dict[str, float]:
         out[f"{name}/gen_entropy"] = metrics.get("token_entropy", float("nan"))
         out[f"{name}/distinct_answers"] = metrics["distinct_answers"]
         out[f"{name}/distinct_correct"] = distinct_correct(job.eval_dir / "samples.jsonl", benchmark)
+    metrics_csv = job.train_dir / "csv" / "metrics.csv"
+    if metrics_csv.is_file():
+        out.update(training_summary(metrics_csv))
     probe = json.loads(job.probe_file.read_text(encoding="utf-8"))
     for label, stats in probe["labels"].items():
         out[f"H/{label}"] = stats["entropy"]["mean"]
