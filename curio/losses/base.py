@@ -87,7 +87,9 @@ class TokenLoss(nn.Module):
         self.chunk_size = chunk_size or None
         self.aggregation = aggregation
 
-    def teacher_stats(self, teacher_logits: Tensor, targets: Tensor) -> dict[str, Tensor]:
+    def teacher_stats(
+        self, teacher_logits: Tensor, targets: Tensor, teacher_entropy: Tensor | None = None
+    ) -> dict[str, Tensor]:
         """Reduce one chunk of teacher logits to per-token values, under ``no_grad``.
 
         Runs before the student's chunk so that only ``[n]`` vectors (never ``[n, V]`` logits)
@@ -96,6 +98,8 @@ class TokenLoss(nn.Module):
         Args:
             teacher_logits: ``[n, V]`` float32 teacher logits.
             targets: ``[n]`` gold token ids.
+            teacher_entropy: ``[n]`` full-vocabulary entropy of ``teacher_logits`` when the caller
+                already has it (the live teacher: the student's own), else None.
 
         Returns:
             ``{name: [n]}``, e.g. the teacher's gold log-probability and temperature. Every entry
@@ -180,7 +184,9 @@ class TokenLoss(nn.Module):
         if teacher_is_student:
             if "teacher" not in first_run:
                 with torch.no_grad():
-                    first_run["teacher"] = self.teacher_stats(logits.detach(), targets)
+                    # The student's entropy is the teacher's: computed once, used by both.
+                    first_run["entropy"] = entropy(logits)
+                    first_run["teacher"] = self.teacher_stats(logits.detach(), targets, first_run["entropy"])
             teacher = first_run["teacher"]
         loss, metrics = self.token_losses(logits, targets, teacher)
         metrics = {k: v.detach() for k, v in metrics.items()}

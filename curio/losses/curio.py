@@ -49,9 +49,11 @@ class CurioLoss(TokenLoss):
         self.temperature = temperature
         self.lam = lam
 
-    def teacher_stats(self, teacher_logits: Tensor, targets: Tensor) -> dict[str, Tensor]:
+    def teacher_stats(
+        self, teacher_logits: Tensor, targets: Tensor, teacher_entropy: Tensor | None = None
+    ) -> dict[str, Tensor]:
         z = teacher_logits.float()
-        h = entropy(z)
+        h = entropy(z) if teacher_entropy is None else teacher_entropy
         temp = self.temperature(z, h)
         logq = gold_logprob(z / temp.tau[:, None], targets)
         return {
