@@ -187,8 +187,11 @@ def report(info: dict[str, Any], preset_name: str, preset: dict[str, Any], comma
         f" ({preset['seq_len'] - preset['prompt_len']} supervised per sequence), precision {preset['precision']},"
         f" gradient checkpointing {'on' if preset['gradient_checkpointing'] else 'off'};"
         f" {preset['warmup_steps']} warm-up + {preset['steps']} measured optimizer steps",
-        "",
     ]
+    if preset["device"] == "cpu":
+        lines.append("- CPU allocator: " + ("freed memory kept in the process (`cpu_keep_freed_memory`)"
+                                            if preset["cpu_keep_freed_memory"] else "glibc's default"))
+    lines.append("")
     steps = results.get("steps", {})
     if steps:
         ce = steps.get("ce")

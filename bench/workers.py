@@ -27,6 +27,8 @@ from typing import Any
 import lightning as L
 import torch
 
+from curio.cpu_allocator import keep_freed_memory
+
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Loss variants: name -> curio config overrides.
@@ -180,6 +182,7 @@ def run_step(preset: dict[str, Any], loss: str, out: str) -> None:
         "trainer.enable_model_summary=false", "trainer.accumulate_grad_batches=1",
         f"module.gradient_checkpointing={str(preset['gradient_checkpointing']).lower()}",
         "optim.lr=1e-5", "sched.warmup_steps=0",
+        f"cpu_keep_freed_memory={str(preset['cpu_keep_freed_memory']).lower()}",
     ]
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
@@ -344,6 +347,9 @@ def main(argv: list[str] | None = None) -> None:
         # One thread: the process's CPU time is then the compute itself, whatever else runs on
         # the machine (several threads spin-wait for each other when the machine is shared).
         torch.set_num_threads(preset["threads"])
+    if preset["device"] == "cpu" and preset["cpu_keep_freed_memory"]:
+        # Every measurement (curio, TRL, chunked, naive) under the same allocator behaviour.
+        keep_freed_memory()
     torch.manual_seed(0)
     if args.kind == "step":
         run_step(preset, args.loss, args.out)

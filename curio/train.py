@@ -10,11 +10,13 @@ import lightning as L
 import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
+from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.strategies import ModelParallelStrategy
 from omegaconf import DictConfig, OmegaConf
 
 from curio.checkpoint_io import AtomicCheckpointIO
 from curio.config import redact, validate_config
+from curio.cpu_allocator import keep_freed_memory
 from curio.data.sampling import check_step_fits
 from curio.errors import ConfigError, UserError
 from curio.module import SFTModule
@@ -94,6 +96,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     plugins = [] if _is_sharded(cfg.trainer.get("strategy")) else [AtomicCheckpointIO()]
     trainer: L.Trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False,
                                plugins=plugins or None)
+    if cfg.get("cpu_keep_freed_memory") and isinstance(trainer.accelerator, CPUAccelerator):
+        keep_freed_memory()
 
     tokenizer = build(cfg.model.tokenizer, "model.tokenizer")
     datamodule = build(cfg.data, "data", tokenizer=tokenizer)

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from curio.cpu_allocator import keep_freed_memory
 from curio.errors import ConfigError
 from curio.evaluation.eval_config import benchmark_config, benchmark_names, check_eval_config, sampling_params
 from curio.evaluation.generation import Generator, HFGenerator
@@ -63,6 +64,8 @@ def _load(cfg: DictConfig, model: str) -> tuple[Any, Generator]:
     device = cfg.generation.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu" and cfg.get("cpu_keep_freed_memory"):
+        keep_freed_memory()
     net.to(device)
     return tokenizer, HFGenerator(net, tokenizer, batch_size=cfg.generation.batch_size,
                                   progress=cfg.generation.progress)
