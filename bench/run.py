@@ -274,7 +274,7 @@ def report(info: dict[str, Any], preset_name: str, preset: dict[str, Any], comma
 # -------------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="cpu", help="a top-level key of bench/config.yaml (cpu, gpu)")
+    parser.add_argument("--preset", default="cpu", help="a top-level key of bench/config.yaml (cpu, cpu_scaled, gpu)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a preset value, e.g. --set steps=30 --set chunked.tokens=[1024,4096]")
     parser.add_argument("--only", default="matmul,steps,trl,chunked",
