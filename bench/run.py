@@ -140,6 +140,24 @@ def summarize_steps(raw: dict[str, Any], warmup: int) -> dict[str, Any]:
     }
 
 
+def merge_rounds(raws: list[dict[str, Any]], warmup: int) -> dict[str, Any]:
+    """One raw record from several rounds of the same job: each round's warm-up steps dropped, the
+    measured steps pooled, and the memory of the round that peaked highest."""
+    peak = max(raws, key=lambda raw: raw["peak_bytes"])
+    return {
+        **{key: [v for raw in raws for v in raw[key][warmup:]] for key in ("times", "cpu_times", "tokens")},
+        **{key: peak[key] for key in ("peak_bytes", "baseline_bytes", "kind")},
+    }
+
+
+def trl_available() -> bool:
+    try:
+        import trl  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -186,7 +204,8 @@ def report(info: dict[str, Any], preset_name: str, preset: dict[str, Any], comma
         f" random weights; {preset['micro_batch_size']} x {preset['seq_len']} tokens per step"
         f" ({preset['seq_len'] - preset['prompt_len']} supervised per sequence), precision {preset['precision']},"
         f" gradient checkpointing {'on' if preset['gradient_checkpointing'] else 'off'};"
-        f" {preset['warmup_steps']} warm-up + {preset['steps']} measured optimizer steps",
+        f" {preset['warmup_steps']} warm-up + {preset['steps']} measured optimizer steps"
+        + (f" per process, {preset['rounds']} rounds (alternating order), steps pooled" if preset.get("rounds", 1) > 1 else ""),
     ]
     if preset["device"] == "cpu":
         lines.append("- CPU allocator: " + ("freed memory kept in the process (`cpu_keep_freed_memory`)"
@@ -308,18 +327,6 @@ def main(argv: list[str] | None = None) -> int:
             s["mfu"] = per_token * s["tokens_per_s"] / peak_rate if peak_rate else None
         return s
 
-    def run_trl() -> None:
-        if not preset.get("trl", True):
-            return
-        try:
-            import trl  # noqa: F401
-        except ImportError:
-            results["trl_skipped"] = "trl is not installed (pip install trl, if it keeps the torch and transformers versions)"
-            return
-        print("step: TRL SFTTrainer ...", flush=True)
-        raw = worker("trl", preset)
-        results["trl"] = with_mfu(summarize_steps(raw, preset["warmup_steps"])) if raw else None
-
     if "steps" in parts or "trl" in parts:
         losses = args.losses.split(",") if args.losses else list(preset["losses"])
         if "steps" not in parts:
@@ -327,15 +334,32 @@ def main(argv: list[str] | None = None) -> int:
         if "ce" in losses:  # the reference first, then TRL right after it (same load on the machine)
             losses.remove("ce")
         losses.insert(0, "ce")
+        jobs = [("step", loss) for loss in losses]
+        if "trl" in parts and preset.get("trl", True):
+            if trl_available():
+                jobs.insert(1, ("trl", "trl"))
+            else:
+                results["trl_skipped"] = "trl is not installed (pip install trl, if it keeps the torch and transformers versions)"
+        # Rounds: every job runs once per round, in reverse order every other round, so a slow
+        # spell of a shared machine falls on all of them alike instead of on whichever ran then.
+        rounds = int(preset.get("rounds", 1))
+        raws: dict[str, list[dict[str, Any]]] = {name: [] for _, name in jobs}
+        for r in range(rounds):
+            for kind, name in jobs if r % 2 == 0 else jobs[::-1]:
+                print(f"step: {name} (round {r + 1}/{rounds}) ...", flush=True)
+                raw = worker(kind, preset, *(["--loss", name] if kind == "step" else []))
+                if raw is not None:
+                    raws[name].append(raw)
         results["steps"] = {}
-        for loss in losses:
-            print(f"step: {loss} ...", flush=True)
-            raw = worker("step", preset, "--loss", loss)
-            results["steps"][loss] = with_mfu(summarize_steps(raw, preset["warmup_steps"])) if raw else None
-            if raw:
-                results["steps"][loss]["raw_times"] = raw["times"]
-            if loss == "ce" and "trl" in parts:
-                run_trl()
+        for kind, name in jobs:
+            ok = len(raws[name]) == rounds  # a failed round fails the row: no silent partial numbers
+            summary = with_mfu(summarize_steps(merge_rounds(raws[name], preset["warmup_steps"]), 0)) if ok else None
+            if summary is not None:
+                summary["raw_times_by_round"] = [raw["times"] for raw in raws[name]]
+            if kind == "trl":
+                results["trl"] = summary
+            else:
+                results["steps"][name] = summary
 
     if "chunked" in parts:
         results["chunked"] = {}
