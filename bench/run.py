@@ -1,4 +1,4 @@
-"""Benchmark the training objectives: ``python -m bench.run [--preset cpu|gpu] [--set key=value ...]``.
+"""Benchmark the training objectives: ``python -m bench.run [--preset cpu|cpu_scaled|gpu] [--set key=value ...]``.
 
 Measures, each in its own process (so that peak memory is the measurement's own):
 

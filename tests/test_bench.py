@@ -1,0 +1,52 @@
+"""The benchmark harness's arithmetic: pooled rounds, FLOPs per token, presets (no timing here)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from bench.run import flops_per_token, load_preset, merge_rounds, summarize_steps
+from curio.models import build_causal_lm
+
+
+def _raw(times, peak, baseline):
+    return {"times": times, "cpu_times": [t / 2 for t in times], "tokens": [10] * len(times),
+            "peak_bytes": peak, "baseline_bytes": baseline, "kind": "rss"}
+
+
+def test_merge_rounds_drops_each_warmup_and_keeps_the_highest_peak():
+    merged = merge_rounds([_raw([9.0, 1.0, 2.0], 100, 40), _raw([8.0, 3.0, 4.0], 150, 60)], warmup=1)
+    assert merged["times"] == [1.0, 2.0, 3.0, 4.0]
+    assert merged["cpu_times"] == [0.5, 1.0, 1.5, 2.0]
+    assert (merged["peak_bytes"], merged["baseline_bytes"]) == (150, 60)
+    summary = summarize_steps(merged, 0)
+    assert summary["steps_measured"] == 4
+    assert summary["median_step_s"] == 2.5
+    assert summary["tokens_per_s"] == pytest.approx(40 / 10.0)
+    assert summary["peak_above_start_bytes"] == 90
+
+
+@pytest.mark.parametrize("preset", ["cpu", "cpu_scaled", "gpu"])
+def test_flops_per_token_counts_every_matmul_weight(preset):
+    """6 N + 12 L H S, with N counted independently: every Linear weight of the real model
+    (built on the meta device, so even the 1.5B shape costs nothing), the output layer included."""
+    config = load_preset(preset, [])
+    with torch.device("meta"):
+        model = build_causal_lm(config["model"], dtype="float32")
+    n = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))
+    m = config["model"]
+    attention = 12 * m["num_hidden_layers"] * m["hidden_size"] * config["seq_len"]
+    assert flops_per_token(m, config["seq_len"]) == 6 * n + attention
+
+
+def test_scaled_preset_keeps_the_real_models_proportions():
+    """cpu_scaled is the gpu preset with width, vocabulary and sequence divided by 8."""
+    scaled, real = load_preset("cpu_scaled", []), load_preset("gpu", [])
+    for key in ("vocab_size", "hidden_size", "intermediate_size"):
+        assert scaled["model"][key] * 8 == real["model"][key]
+    assert scaled["seq_len"] * 8 == real["seq_len"]
+    for key in ("num_hidden_layers", "num_attention_heads", "num_key_value_heads", "tie_word_embeddings"):
+        assert scaled["model"][key] == real["model"][key]
+    ratio = flops_per_token(scaled["model"], scaled["seq_len"]) / flops_per_token(real["model"], real["seq_len"])
+    assert ratio == pytest.approx(1 / 64, rel=0.02)
