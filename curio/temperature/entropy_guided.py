@@ -70,7 +70,7 @@ class EntropyGuidedTemperature(TemperatureRule):
         z = logits.float()
         if entropy is None:
             entropy = _entropy(z)
-        top = z.topk(min(self.top_k, z.shape[-1]), dim=-1, sorted=False).values  # [n, K]
+        top = top_k_values(z, min(self.top_k, z.shape[-1]))  # [n, K]
         # Shifting the largest logit to 0 before dividing by tau keeps float32 rounding away from
         # the probable tokens, which carry the entropy (softmax is shift-invariant).
         top = top - top.amax(dim=-1, keepdim=True)
@@ -96,6 +96,29 @@ class EntropyGuidedTemperature(TemperatureRule):
         )
         tau = torch.where(at_min | gated, self.tau_min, torch.where(at_max, self.tau_max, tau))
         return TemperatureResult(tau=tau, gated=gated, at_min=at_min & ~gated, at_max=at_max & ~gated)
+
+
+def top_k_values(z: Tensor, k: int, groups: int = 8) -> Tensor:
+    """``[n, V] -> [n, k]`` the k largest values of every row (unordered), exactly as ``z.topk``.
+
+    Two selections over short rows instead of one over the vocabulary: split each row into
+    ``ceil(V / groups)`` strided groups of ``groups`` values (``z[j], z[j + V/groups], ...``), keep
+    the k groups with the largest maxima, and take the top k of their ``groups * k`` values. Exact:
+    a group holding one of the row's k largest values has a maximum at least that large, and at
+    most k groups can (each such maximum is itself one of the k largest), so the kept groups hold
+    all of them (with ties, equally many copies of the tied value). About 2x faster than one
+    ``topk`` over 19k-152k logits on a CPU, where ``topk`` was the dearest step of the rule.
+    """
+    n, vocab = z.shape
+    width = -(-vocab // groups)
+    if width <= k:  # too few groups to leave any out
+        return z.topk(k, dim=-1, sorted=False).values
+    if width * groups != vocab:
+        z = torch.nn.functional.pad(z, (0, width * groups - vocab), value=float("-inf"))
+    strided = z.view(n, groups, width)  # group j: column j
+    kept = strided.amax(dim=1).topk(k, dim=-1, sorted=False).indices  # [n, k]
+    candidates = strided.gather(2, kept[:, None, :].expand(n, groups, k)).reshape(n, groups * k)
+    return candidates.topk(k, dim=-1, sorted=False).values
 
 
 def _entropy(logits: Tensor) -> Tensor:

@@ -7,6 +7,7 @@ import torch
 from tests.losses.loss_reference import entropy64, tau64
 
 from curio.temperature import EntropyGuidedTemperature, FixedTemperature, TemperatureResult
+from curio.temperature.entropy_guided import top_k_values
 
 TAU_MIN, TAU_MAX = 1.1, 1.5
 # Bisection leaves tau within (tau_max - tau_min) / 2**21 of the root; on top, float32 entropy is
@@ -34,7 +35,9 @@ def test_delta_matches_spec_reference_values() -> None:
     torch.testing.assert_close(rule.delta(h), expected, rtol=0, atol=5e-4)
 
 
-@pytest.mark.parametrize("vocab", [600, 100])  # 100 < top_k: K is clipped to the vocabulary
+# 5000: top-K found in two stages (curio.temperature.entropy_guided.top_k_values); 600: in one
+# (too few groups to skip any); 100 < top_k: K is clipped to the vocabulary.
+@pytest.mark.parametrize("vocab", [5000, 600, 100])
 def test_entropy_guided_matches_reference(vocab: int) -> None:
     logits = mixed_logits(vocab=vocab)
     res = EntropyGuidedTemperature()(logits)
@@ -52,6 +55,22 @@ def test_entropy_guided_matches_reference(vocab: int) -> None:
             assert abs(entropy64(top / tau) - target) <= 3e-6
         else:
             assert tau == pytest.approx(ref_tau, abs=1e-7)
+
+
+@pytest.mark.parametrize(("vocab", "k", "groups"), [(5000, 512, 8), (4099, 100, 8), (1000, 64, 3), (513, 64, 8)])
+def test_top_k_values_are_exactly_topks(vocab: int, k: int, groups: int) -> None:
+    gen = torch.Generator().manual_seed(vocab)
+    flat = torch.randn(3, vocab, generator=gen)
+    peaked = flat * 30
+    ties = torch.randint(0, 4, (3, vocab), generator=gen).float()  # most of the top k tie
+    clustered = flat.clone()
+    clustered[:, : 2 * k] += 50  # the top k all in a few neighbouring columns
+    masked = flat.clone()
+    masked[:, vocab // 3:] = float("-inf")  # a masked vocabulary: -inf rows as well as padding
+    for z in (flat, peaked, ties, clustered, masked):
+        got = top_k_values(z, k, groups)
+        assert got.shape == (3, k)
+        assert torch.equal(got.sort(-1).values, z.topk(k, dim=-1).values.sort(-1).values)
 
 
 def test_entropy_guided_is_float32_whatever_the_input() -> None:
