@@ -101,23 +101,23 @@ class EntropyGuidedTemperature(TemperatureRule):
 def top_k_values(z: Tensor, k: int, groups: int = 8) -> Tensor:
     """``[n, V] -> [n, k]`` the k largest values of every row (unordered), exactly as ``z.topk``.
 
-    Two selections over short rows instead of one over the vocabulary: split each row into
-    ``ceil(V / groups)`` strided groups of ``groups`` values (``z[j], z[j + V/groups], ...``), keep
-    the k groups with the largest maxima, and take the top k of their ``groups * k`` values. Exact:
-    a group holding one of the row's k largest values has a maximum at least that large, and at
-    most k groups can (each such maximum is itself one of the k largest), so the kept groups hold
-    all of them (with ties, equally many copies of the tied value). About 2x faster than one
-    ``topk`` over 19k-152k logits on a CPU, where ``topk`` was the dearest step of the rule.
+    Two selections over short rows instead of one over the vocabulary: split the first
+    ``width * groups`` values of each row (``width = V // groups``) into ``width`` strided groups
+    of ``groups`` values (``z[j], z[j + width], ...``), keep the k groups with the largest maxima,
+    and take the top k of their ``groups * k`` values plus the ``V % groups`` left over. Exact: a
+    group holding one of the row's k largest values has a maximum at least that large, and at most
+    k groups can (each such maximum is itself one of the k largest), so the kept groups hold all of
+    them (with ties, equally many copies of the tied value). No ``[n, V]`` copy is made. About 2x
+    faster than one ``topk`` over 19k-152k logits on a CPU, where ``topk`` was the dearest step.
     """
     n, vocab = z.shape
-    width = -(-vocab // groups)
+    width = vocab // groups
     if width <= k:  # too few groups to leave any out
         return z.topk(k, dim=-1, sorted=False).values
-    if width * groups != vocab:
-        z = torch.nn.functional.pad(z, (0, width * groups - vocab), value=float("-inf"))
-    strided = z.view(n, groups, width)  # group j: column j
+    strided = z[:, : width * groups].view(n, groups, width)  # group j: column j
     kept = strided.amax(dim=1).topk(k, dim=-1, sorted=False).indices  # [n, k]
     candidates = strided.gather(2, kept[:, None, :].expand(n, groups, k)).reshape(n, groups * k)
+    candidates = torch.cat([candidates, z[:, width * groups :]], dim=-1)
     return candidates.topk(k, dim=-1, sorted=False).values
 
 

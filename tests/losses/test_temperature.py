@@ -57,7 +57,7 @@ def test_entropy_guided_matches_reference(vocab: int) -> None:
             assert tau == pytest.approx(ref_tau, abs=1e-7)
 
 
-@pytest.mark.parametrize(("vocab", "k", "groups"), [(5000, 512, 8), (4099, 100, 8), (1000, 64, 3), (513, 64, 8)])
+@pytest.mark.parametrize(("vocab", "k", "groups"), [(5000, 512, 8), (4099, 100, 8), (1000, 64, 3), (520, 64, 8), (4000, 7, 1)])
 def test_top_k_values_are_exactly_topks(vocab: int, k: int, groups: int) -> None:
     gen = torch.Generator().manual_seed(vocab)
     flat = torch.randn(3, vocab, generator=gen)
@@ -67,7 +67,9 @@ def test_top_k_values_are_exactly_topks(vocab: int, k: int, groups: int) -> None
     clustered[:, : 2 * k] += 50  # the top k all in a few neighbouring columns
     masked = flat.clone()
     masked[:, vocab // 3:] = float("-inf")  # a masked vocabulary: -inf rows as well as padding
-    for z in (flat, peaked, ties, clustered, masked):
+    tail = flat.clone()
+    tail[:, -(vocab % groups or 1):] += 50  # the columns left over after the groups lead the row
+    for z in (flat, peaked, ties, clustered, masked, tail):
         got = top_k_values(z, k, groups)
         assert got.shape == (3, k)
         assert torch.equal(got.sort(-1).values, z.topk(k, dim=-1).values.sort(-1).values)
