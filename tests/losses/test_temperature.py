@@ -69,7 +69,8 @@ def test_top_k_values_are_exactly_topks(vocab: int, k: int, groups: int) -> None
     masked[:, vocab // 3:] = float("-inf")  # a masked vocabulary: -inf rows as well as padding
     tail = flat.clone()
     tail[:, -(vocab % groups or 1):] += 50  # the columns left over after the groups lead the row
-    for z in (flat, peaked, ties, clustered, masked, tail):
+    strided_rows = torch.randn(vocab, 3, generator=gen).T  # not contiguous
+    for z in (flat, peaked, ties, clustered, masked, tail, strided_rows):
         got = top_k_values(z, k, groups)
         assert got.shape == (3, k)
         assert torch.equal(got.sort(-1).values, z.topk(k, dim=-1).values.sort(-1).values)
