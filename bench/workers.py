@@ -347,10 +347,11 @@ def main(argv: list[str] | None = None) -> None:
         # One thread: the process's CPU time is then the compute itself, whatever else runs on
         # the machine (several threads spin-wait for each other when the machine is shared).
         torch.set_num_threads(preset["threads"])
-    if preset["device"] == "cpu" and preset["cpu_keep_freed_memory"] and args.kind in ("step", "trl"):
-        # curio and TRL train under the same allocator behaviour. Not the chunked/naive loss runs:
-        # their peak resident set must follow the live tensors, which a heap that never gives
-        # memory back does not (it kept up to 2x more there).
+    if preset["device"] == "cpu" and preset["cpu_keep_freed_memory"] and args.kind == "trl":
+        # TRL trains under the same allocator behaviour as curio, whose train() sets it from the
+        # config key passed in run_step. Not the chunked/naive loss runs: their peak resident set
+        # must follow the live tensors, which a heap that never gives memory back does not (it
+        # kept up to 2x more there).
         keep_freed_memory()
     torch.manual_seed(0)
     if args.kind == "step":
