@@ -59,8 +59,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"claims study '{preset.name}': {len(jobs(preset, root))} models, folder {root}", flush=True)
     commits_file = root / "commits.json"  # the code each (resumed) invocation ran, for the report
     commits = json.loads(commits_file.read_text(encoding="utf-8")) if commits_file.is_file() else []
-    if not args.report_only and _commit() not in commits:
-        commits.append(_commit())
+    commit = _commit()
+    if not args.report_only and commit not in commits:
+        commits.append(commit)
         root.mkdir(parents=True, exist_ok=True)
         commits_file.write_text(json.dumps(commits), encoding="utf-8")
     try:
@@ -82,10 +83,10 @@ def main(argv: list[str] | None = None) -> None:
     timings_file = root / "timings.json"
     timings = json.loads(timings_file.read_text(encoding="utf-8")) if timings_file.is_file() else {}
     total = sum(seconds for steps in timings.values() for seconds in steps.values())
-    provenance = {"commit": ", ".join(commits) or _commit(), "report_commit": _commit(), "machine": _machine(),
+    provenance = {"commit": ", ".join(commits) or commit, "report_commit": commit, "machine": _machine(),
                   "wall": f"{total / 60:.0f} min of train/eval/probe steps (summed over resumes)"}
     started = time.perf_counter()
-    answers = write_report(preset, table, todo[0], {j.experiment: j for j in todo if j.seed == preset.seeds[0]},
+    answers = write_report(preset, table, {j.experiment: j for j in todo if j.seed == preset.seeds[0]},
                            report, command, provenance)
     for answer in answers:
         print(f"Q{answer.number} {answer.verdict:12s} {answer.question}")

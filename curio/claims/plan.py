@@ -17,6 +17,8 @@ from pathlib import Path
 from curio.config import ROOT
 
 BASE = "base"
+#: The benchmarks every model is evaluated on (conf/benchmark/), with their short names in the report.
+BENCHMARKS = {"tiny_id": "id", "tiny_ood": "ood"}
 BASE_MODEL = ROOT / "assets" / "tiny_world" / "base"
 
 #: Every claims experiment (conf/experiment/claims/<name>.yaml), in run order: the ones most

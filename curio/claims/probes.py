@@ -20,6 +20,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from curio.config import CONF_DIR
+from curio.losses.base import entropy
 from curio.tinyworld.entropy_probe import response_logits
 
 LABELS = ("choice", "result", "format")
@@ -53,25 +54,24 @@ def probe(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], batch_size
         flag: {label: [] for label in LABELS} for flag in ("gated", "at_min", "at_max")
     }
     for logits, names in response_logits(model, tokenizer, rows, batch_size):
-        logp = torch.log_softmax(logits, dim=-1)
-        entropy = -(logp.exp() * logp).sum(-1)
-        result = rule(logits, entropy)
+        token_entropy = entropy(logits)
+        result = rule(logits, token_entropy)
         label_of = torch.tensor([LABELS.index(name) for name in names])
         for index, label in enumerate(LABELS):
             pick = label_of == index
-            entropies[label].append(entropy[pick])
+            entropies[label].append(token_entropy[pick])
             taus[label].append(result.tau[pick])
             for flag, lists in flags.items():
                 lists[label].append(getattr(result, flag)[pick])
     groups = {label: [label] for label in LABELS} | {"determined": ["result", "format"]}
     out: dict[str, Any] = {"rows": len(rows), "tau_range": [rule.tau_min, rule.tau_max], "labels": {}}
     for group, members in groups.items():
-        entropy = torch.cat([t for m in members for t in entropies[m]])
+        group_entropy = torch.cat([t for m in members for t in entropies[m]])
         tau = torch.cat([t for m in members for t in taus[m]])
         histogram = torch.histc(tau.double(), bins=TAU_BINS, min=rule.tau_min, max=rule.tau_max)
         out["labels"][group] = {
-            "tokens": int(entropy.numel()),
-            "entropy": _summary(entropy),
+            "tokens": int(group_entropy.numel()),
+            "entropy": _summary(group_entropy),
             "tau": _summary(tau),
             # Shares of tokens: gated (tau_min by the gate), clamped at tau_min, clamped at tau_max.
             **{flag: _share(torch.cat([t for m in members for t in lists[m]])) for flag, lists in flags.items()},

@@ -173,7 +173,7 @@ def _kept(existing: Path) -> str:
 
 
 def write_report(
-    preset: Preset, table: Table, base_job: Job, jobs_by_name: Mapping[str, Job], path: Path,
+    preset: Preset, table: Table, jobs_by_name: Mapping[str, Job], path: Path,
     command: str, provenance: Mapping[str, str],
 ) -> list[Answer]:
     """Write the Markdown report to ``path`` and its plots to ``<path stem>/``; returns the answers."""
@@ -183,7 +183,7 @@ def write_report(
     plot_pass_at_k(table, figures / "pass_at_k.png")
     plot_entropy(table, figures / "entropy_by_label.png")
     shown = [name for name in (BASE, "ce", "curio", "curio_live") if name in table]
-    plot_tau({name: tau_histograms(base_job if name == BASE else jobs_by_name[name]) for name in shown},
+    plot_tau({name: tau_histograms(jobs_by_name[name]) for name in shown},
              figures / "tau_by_label.png")
     rel = figures.name
     absent = [name for name in preset.experiments if name not in table]

@@ -17,12 +17,12 @@ import sys
 import time
 from pathlib import Path
 
-from curio.claims.plan import BASE, Job, Preset, jobs
+from curio.claims.plan import BASE, BENCHMARKS, Job, Preset, jobs
 from curio.config import ROOT
+from curio.evaluation.results import write_json_atomic
 
 log = logging.getLogger(__name__)
 
-BENCHMARKS = ("tiny_id", "tiny_ood")
 SFT_VAL = ROOT / "assets" / "tiny_world" / "sft_val.jsonl"
 
 
@@ -81,9 +81,7 @@ def run_probe(job: Job, preset: Preset) -> None:
     rows = list(read_jsonl(SFT_VAL))[: preset.probe_rows]
     result = probe_model(job.model_dir, rows)
     job.probe_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = job.probe_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1), encoding="utf-8")
-    tmp.replace(job.probe_file)  # atomic: a probe file is either whole or absent
+    write_json_atomic(job.probe_file, result)  # a probe file is either whole or absent
 
 
 def _record(root: Path, job: Job, step: str, seconds: float) -> None:
@@ -91,9 +89,7 @@ def _record(root: Path, job: Job, step: str, seconds: float) -> None:
     path = root / "timings.json"
     timings = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     timings.setdefault(job.name, {})[step] = round(seconds, 1)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(timings, indent=1), encoding="utf-8")
-    tmp.replace(path)
+    write_json_atomic(path, timings)
 
 
 def run_study(preset: Preset, root: Path) -> list[Job]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from curio.losses.base import entropy
 from curio.tinyworld.labels import TokenLabel, label_response
 
 
@@ -61,9 +62,7 @@ def label_entropies(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], 
     sums = {label.name.lower(): 0.0 for label in TokenLabel}
     counts = {label.name.lower(): 0 for label in TokenLabel}
     for logits, names in response_logits(model, tokenizer, rows, batch_size):
-        logp = torch.log_softmax(logits, dim=-1)
-        entropy = -(logp.exp() * logp).sum(-1)
-        for value, name in zip(entropy.tolist(), names):
+        for value, name in zip(entropy(logits).tolist(), names):
             sums[name] += value
             counts[name] += 1
     means = {name: sums[name] / counts[name] if counts[name] else float("nan") for name in sums}
