@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from curio.losses.base import entropy, gold_logprob
+from curio.ops import entropy, target_logprob
 from curio.temperature import TemperatureRule
 
 
@@ -31,9 +31,9 @@ def naive_curio_loss(
         teacher_logits = teacher_head(teacher_hidden).float()  # [N, V]
         h = entropy(teacher_logits)
         temp = temperature(teacher_logits, h)
-        logq = gold_logprob(teacher_logits / temp.tau[:, None], targets)
+        logq = target_logprob(teacher_logits / temp.tau[:, None], targets)
         del teacher_logits
-    logp = gold_logprob(logits, targets)
+    logp = target_logprob(logits, targets)
     gap = logp - logq
     loss = (-logp + lam * 0.5 * gap.square()).sum() / normalizer
     with torch.no_grad():

@@ -40,6 +40,7 @@ LABELS = {
     "curio_live": "curio, live teacher",
     "curio_lagged_fixed": "curio, lagged teacher, fixed tau",
     "curio_lagged_entropy_guided": "curio, lagged teacher, entropy-guided tau",
+    "curio_lagged_entropy_guided_bf16_stats": "curio, lagged, entropy-guided, bf16 teacher statistics",
 }
 GiB = 2**30
 

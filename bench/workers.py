@@ -28,6 +28,7 @@ import lightning as L
 import torch
 
 from curio.cpu_allocator import keep_freed_memory
+from curio.dtypes import parse_dtype
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,6 +40,10 @@ LOSSES: dict[str, list[str]] = {
     "curio_live": ["loss=curio", "teacher=live"],
     "curio_lagged_fixed": ["loss=curio", "teacher=lagged", "temp=fixed"],
     "curio_lagged_entropy_guided": ["loss=curio", "teacher=lagged", "temp=entropy_guided"],
+    # The authors' bf16 teacher statistics (logits projected in the compute dtype): the cost of
+    # the default float32 projection is the difference to the row above under bf16 precision.
+    "curio_lagged_entropy_guided_bf16_stats": ["loss=curio", "teacher=lagged", "temp=entropy_guided",
+                                               "teacher.fp32_logits=false"],
 }
 
 
@@ -269,11 +274,12 @@ def run_chunked(chunked: dict[str, Any], device: str, impl: str, tokens: int, ou
     """Forward + backward of the CurioSFT loss (entropy-guided temperature) on ``tokens`` positions."""
     from curio.losses import CurioLoss
     from curio.losses.base import LossInputs
+    from curio.teacher.base import ProjectedLogits
     from curio.temperature import EntropyGuidedTemperature
 
     from bench.naive import naive_curio_loss
 
-    dtype = getattr(torch, chunked["dtype"])
+    dtype = parse_dtype(chunked["dtype"], "chunked.dtype")
     vocab, hidden_size = chunked["vocab"], chunked["hidden"]
     g = torch.Generator().manual_seed(0)
     head = torch.nn.Linear(hidden_size, vocab, bias=False)
@@ -292,9 +298,8 @@ def run_chunked(chunked: dict[str, Any], device: str, impl: str, tokens: int, ou
         hidden = x.clone().requires_grad_(True)
         head.weight.grad = None
         if impl == "chunked":
-            inputs = LossInputs(hidden=hidden, targets=targets, head=head, normalizer=float(tokens),
-                                teacher_hidden=teacher_x, teacher_head=teacher_head)
-            loss = loss_fn(inputs).loss
+            teacher = ProjectedLogits(teacher_x, teacher_head, fp32=False)
+            loss = loss_fn(LossInputs(hidden=hidden, targets=targets, head=head, teacher=teacher)).loss_sum / tokens
         else:
             loss, _ = naive_curio_loss(hidden, head, teacher_x, teacher_head, targets, temperature,
                                        normalizer=float(tokens))
@@ -318,7 +323,7 @@ def run_chunked(chunked: dict[str, Any], device: str, impl: str, tokens: int, ou
 # ------------------------------------------------------------------------------------ matmul
 def run_matmul(matmul: dict[str, Any], device: str, out: str) -> None:
     """FLOP/s of an n x n x n matmul in ``dtype``: the fastest of 10 after 3 warm-ups."""
-    n, dtype = matmul["n"], getattr(torch, matmul["dtype"])
+    n, dtype = matmul["n"], parse_dtype(matmul["dtype"], "matmul.dtype")
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     times = []

@@ -1,4 +1,5 @@
-"""What ``train.py`` and ``eval.py`` share: user errors become one line and exit status 2.
+"""What ``train.py`` and ``eval.py`` share: building objects from config nodes, saving the run's
+config, and user errors as one line with exit status 2.
 
 Light on purpose (no torch): the command-line checks run before anything heavy is imported.
 """
@@ -7,10 +8,18 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
-from curio.errors import UserError
+import yaml
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from curio.config import redact
+from curio.errors import ConfigError, UserError
 
 log = logging.getLogger("curio")
 T = TypeVar("T")
@@ -23,6 +32,42 @@ def user_error(err: BaseException | None) -> UserError | None:
             return err
         err = err.__cause__ or err.__context__
     return None
+
+
+@contextmanager
+def config_errors(key: str) -> Iterator[None]:
+    """A constructor's ``ValueError``/``TypeError`` becomes one ``ConfigError`` naming ``key``
+    (also when Hydra's ``instantiate`` has wrapped it in its own exception with the whole stack)."""
+    try:
+        yield
+    except Exception as err:
+        found = user_error(err)
+        if found is not None:
+            raise found from err
+        cause: BaseException | None = err
+        while cause is not None and not isinstance(cause, (ValueError, TypeError)):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        message = str(cause)  # curio's constructors name their key already
+        raise ConfigError(message if message.startswith(f"{key}.") else f"{key}: {message}") from err
+
+
+def build(node: Any, key: str, **kwargs: Any) -> Any:
+    """``instantiate(node)``; constructor errors come out as one ``ConfigError`` naming ``key``."""
+    with config_errors(key):
+        return instantiate(node, **kwargs)
+
+
+def save_run_config(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
+    """Write the resolved config and the command-line overrides, secrets masked."""
+    resolved = redact(OmegaConf.to_container(cfg, resolve=True))
+    (output_dir / "config_resolved.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    if HydraConfig.initialized():
+        overrides = [o if "=" not in o else "=".join(redact(dict([o.split("=", 1)])).popitem())
+                     for o in HydraConfig.get().overrides.task]
+        (output_dir / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    return resolved
 
 
 def run_task(task: Callable[..., T], *args: Any) -> T:

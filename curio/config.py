@@ -1,16 +1,16 @@
-"""Config plumbing: the ``curio_root`` resolver and checks that run before anything is loaded."""
+"""Config plumbing: the ``curio_root`` resolver and the command-line checks that must fail before
+anything is imported (a group option or key that does not exist, a mandatory value left unset).
+Values are checked by the constructors that use them (see ``curio.components``)."""
 
 from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from curio.data.sources import check_source
 from curio.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +45,10 @@ def check_group_overrides(overrides: list[str], conf_dir: Path = CONF_DIR) -> No
         known = group_options(group, conf_dir)
         for choice in values:
             choice = choice.strip()
-            if choice in ("null", "") or choice in known:
+            if choice == "null":
+                raise ConfigError(f"{group}=null: a config group takes one of its options ({', '.join(known)}); "
+                                  f"to leave it out use ~{group}")
+            if choice == "" or choice in known:
                 continue
             raise ConfigError(f"{group}={choice}: no such option; choose one of {', '.join(known)}")
 
@@ -109,48 +112,25 @@ def _unknown_key_message(cfg: DictConfig, key: str) -> str:
     return f"{key}: no such key{where}{hint} (to add a new key use +{key}=...)"
 
 
-#: Value rules checked on the composed config before anything is built: (key, test, rule).
-RULES: list[tuple[str, Callable[[Any], bool], str]] = [
-    ("optim.lr", lambda v: v > 0, "must be > 0"),
-    ("optim.weight_decay", lambda v: v >= 0, "must be >= 0"),
-    ("temp.top_k", lambda v: v >= 1, "must be >= 1"),
-    ("temp.tau_min", lambda v: v > 0, "must be > 0"),
-    ("temp.tau", lambda v: v > 0, "must be > 0"),
-    ("teacher.alpha", lambda v: 0 <= v <= 1, "must be in [0, 1]"),
-    ("teacher.sync_every", lambda v: v >= 1, "must be >= 1"),
-    ("loss.lam", lambda v: v >= 0, "must be >= 0"),
-    ("loss.chunk_size", lambda v: v is None or v >= 0, "must be >= 0 or null"),
-    ("data.micro_batch_size", lambda v: v >= 1, "must be >= 1"),
-    ("trainer.accumulate_grad_batches", lambda v: v >= 1, "must be >= 1"),
-    ("trainer.max_steps", lambda v: v == -1 or v >= 1, "must be >= 1 (or -1 for max_epochs)"),
-    ("trainer.gradient_clip_val", lambda v: v is None or v > 0, "must be > 0 or null"),
-    ("sched.warmup_steps", lambda v: v >= 0, "must be >= 0"),
-    ("model.net.dtype", lambda v: v in (None, "float32", "bfloat16", "float16", "float64"),
-     "must be one of float32, bfloat16, float16, float64 or null"),
-]
+def check_mandatory_keys(cfg: DictConfig) -> None:
+    """Every mandatory value (``???``, e.g. ``data.train`` of ``data=jsonl``) must be set."""
+    missing = sorted(_missing_keys(cfg))
+    if missing:
+        raise ConfigError(f"{missing[0]}: required (the chosen config leaves it as ???); set {missing[0]}=...")
 
 
-def validate_config(cfg: DictConfig) -> None:
-    """Impossible values fail here, naming the key, the value and the rule."""
-    for key, test, rule in RULES:
-        value = OmegaConf.select(cfg, key, default=_MISSING)
-        if value is _MISSING:
+def _missing_keys(node: DictConfig, prefix: str = "") -> list[str]:
+    """Keys left as ``???``, found without resolving interpolations (``${hydra:...}`` cannot be
+    resolved before Hydra runs)."""
+    found = []
+    for key in node.keys():
+        if OmegaConf.is_missing(node, key):
+            found.append(f"{prefix}{key}")
             continue
-        try:
-            ok = test(value)
-        except TypeError:
-            ok = False
-        if not ok:
-            raise ConfigError(f"{key}={value}: {rule}")
-    temp = cfg.get("temp") or {}
-    if "tau_min" in temp and "tau_max" in temp and temp.tau_min > temp.tau_max:
-        raise ConfigError(f"temp.tau_min={temp.tau_min} > temp.tau_max={temp.tau_max}: need tau_min <= tau_max")
-    for key in ("data.train", "data.val"):
-        source = OmegaConf.select(cfg, key, default=None)
-        if isinstance(source, str):
-            check_source(source, key)
-    if cfg.trainer.get("max_steps", -1) == -1 and cfg.trainer.get("max_epochs") in (None, -1):
-        raise ConfigError("trainer.max_steps and trainer.max_epochs are both unset: the run would never end")
+        child = node._get_node(key)
+        if isinstance(child, DictConfig):
+            found += _missing_keys(child, f"{prefix}{key}.")
+    return found
 
 
 # A key is secret when its last word is one of these (hub_token, wandb_api_key, token), but not a

@@ -5,7 +5,7 @@ class UserError(Exception):
     """A problem with configuration or data that the user can fix."""
 
 
-class ConfigError(UserError):
+class ConfigError(UserError, ValueError):
     """A config key has an impossible value; the message names the key, value and rule."""
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 from transformers import GenerationConfig, PreTrainedModel
+
+from curio.dtypes import parse_dtype
 
 
 def is_sharded(model: nn.Module) -> bool:
@@ -65,7 +66,7 @@ def export_hf(
         raise ValueError("export_hf of a sharded (FSDP2) model needs state_dict=full_state_dict(model)")
     state = state_dict
     if dtype is not None:
-        target = getattr(torch, dtype)
+        target = parse_dtype(dtype, "callbacks.hf_export.dtype")
         source = state if state is not None else model.state_dict()
         state = {k: v.to(target) if v.is_floating_point() else v for k, v in source.items()}
     model.config.use_cache = True  # training turns the KV cache off; inference wants it

@@ -1,8 +1,9 @@
 """The LightningModule: a Hugging Face causal LM trained with a pluggable per-token loss.
 
 It does not know which loss it runs. Each step it (1) runs the decoder to get hidden states,
-(2) keeps the loss positions only, (3) runs the teacher there if the loss needs one, and (4) hands
-hidden states and output layers to the loss, which projects them to logits chunk by chunk.
+(2) keeps the loss positions only, (3) asks the teacher, if the loss has one, for its view of
+those positions, (4) hands both to the loss, which projects logits chunk by chunk and returns the
+summed per-token loss, and (5) turns that sum into the step's token mean (the aggregation).
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
+from curio.aggregation import Aggregation
 from curio.data.collate import IGNORE, SFTBatch
 from curio.errors import ConfigError, TrainingDiverged
 from curio.losses.base import LossInputs, LossOutput, TokenLoss
 from curio.step_metrics import TokenMetricWindow
+from curio.teacher import Teacher
 
 log = logging.getLogger(__name__)
+
 
 
 class SFTModule(L.LightningModule):
@@ -31,8 +35,9 @@ class SFTModule(L.LightningModule):
     model: a ``transformers`` causal LM (weights in their master dtype, usually float32).
     loss: a :class:`~curio.losses.TokenLoss`.
     optimizer: ``params -> Optimizer`` (a Hydra ``_partial_``).
-    scheduler: ``(optimizer, total_steps) -> LRScheduler`` stepped every optimizer step, or None.
-    teacher: a teacher from ``curio.teacher`` when ``loss.needs_teacher``, else None.
+    scheduler: ``optimizer -> LRScheduler`` stepped every optimizer step, or None.
+    teacher: the loss's teacher (see :func:`curio.objective.build_objective`), or None.
+    aggregation: how summed token losses become the step's loss (:class:`~curio.aggregation.Aggregation`).
     gradient_checkpointing: recompute each decoder layer's activations in the backward pass.
     max_consecutive_skips: stop the run after this many optimizer steps in a row were skipped
         because the gradient norm was not finite.
@@ -44,16 +49,16 @@ class SFTModule(L.LightningModule):
         loss: TokenLoss,
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., Any] | None = None,
-        teacher: nn.Module | None = None,
+        teacher: Teacher | None = None,
+        aggregation: str = "step_token_mean",
         gradient_checkpointing: bool = False,
         max_consecutive_skips: int = 10,
     ):
         super().__init__()
-        if loss.needs_teacher and teacher is None:
-            raise ConfigError(f"loss {type(loss).__name__} needs a teacher: set teacher=lagged|ema|frozen|live")
         self.model = model
         self.loss_fn = loss
-        self.teacher = teacher if loss.needs_teacher else None
+        self.teacher = teacher
+        self.aggregation = Aggregation(aggregation)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.max_consecutive_skips = max_consecutive_skips
@@ -70,7 +75,7 @@ class SFTModule(L.LightningModule):
     def configure_model(self) -> None:
         # Runs before a checkpoint is restored, so a resumed run then overwrites these weights
         # with the saved teacher (and so has the teacher it would have had).
-        if self.teacher is not None and not self.teacher.is_attached:
+        if self.teacher is not None:
             self.teacher.attach(self.model)
         # FSDP2 (trainer=fsdp): shard student and teacher copy alike, after the copy is taken.
         strategy = self._trainer.strategy if self._trainer is not None else None
@@ -86,52 +91,23 @@ class SFTModule(L.LightningModule):
         optimizer = self.optimizer_factory(params)
         if self.scheduler_factory is None:
             return optimizer
-        total = self._total_steps()
-        scheduler = self.scheduler_factory(optimizer, total_steps=total)
+        scheduler = self.scheduler_factory(optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
-    def _total_steps(self) -> int:
-        """Optimizer steps of the whole run, for the schedule's horizon.
-
-        Not ``trainer.estimated_stepping_batches``: that builds the train loader before a checkpoint
-        is restored, and Lightning then never hands the loader its saved position.
-        """
-        trainer = self.trainer
-        per_epoch = trainer.datamodule.steps_per_epoch(trainer.world_size)
-        by_epochs = per_epoch * trainer.max_epochs if trainer.max_epochs not in (None, -1) else None
-        by_steps = trainer.max_steps if trainer.max_steps not in (None, -1) else None
-        candidates = [n for n in (by_epochs, by_steps) if n is not None]
-        if not candidates:
-            raise ConfigError("set trainer.max_steps or trainer.max_epochs: the schedule needs a horizon")
-        return max(1, min(candidates))
-
     # ------------------------------------------------------------------------------- the step
-    def compute_loss(self, batch: SFTBatch, normalizer: Tensor | float) -> LossOutput:
-        """Loss of one micro-batch; ``normalizer`` divides the summed per-token losses."""
+    def compute_loss(self, batch: SFTBatch) -> LossOutput:
+        """The summed per-token loss of one micro-batch, and its per-token metrics."""
         hidden = self._hidden(self.model, batch)
         mask = batch.labels != IGNORE
-        inputs = LossInputs(
-            hidden=hidden[mask],
-            targets=batch.labels[mask],
-            head=self.model.get_output_embeddings(),
-            normalizer=normalizer,
-        )
+        inputs = LossInputs(hidden=hidden[mask], targets=batch.labels[mask], head=self.model.get_output_embeddings())
         if self.teacher is not None:
-            if self.teacher.is_live:
-                # Same forward, detached: no second model, no second decoder pass, and the loss
-                # reads the teacher off the student's own chunk logits (no second projection).
-                inputs.teacher_is_student = True
-            else:
-                inputs.teacher_hidden = self.teacher.hidden_states(batch.input_ids, batch.attention_mask)[mask]
-                inputs.teacher_head = self.teacher.head
+            inputs.teacher = self.teacher.at_loss_positions(batch.model_inputs, mask, inputs.hidden, inputs.head)
         return self.loss_fn(inputs)
 
     @staticmethod
     def _hidden(model: nn.Module, batch: SFTBatch) -> Tensor:
         """``[B, T, H]`` final hidden states: the decoder without the output layer."""
-        return model.base_model(
-            input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False
-        ).last_hidden_state
+        return model.base_model(**batch.model_inputs, use_cache=False).last_hidden_state
 
     def on_train_batch_start(self, batch: SFTBatch, batch_idx: int) -> None:
         if batch_idx % self.trainer.accumulate_grad_batches == 0 and self.teacher is not None:
@@ -141,18 +117,17 @@ class SFTModule(L.LightningModule):
     def training_step(self, batch: SFTBatch, batch_idx: int) -> Tensor:
         # Counts stay tensors: an int() here would stall the GPU every micro-batch.
         loss_tokens = (batch.labels != IGNORE).sum()
-        if self.loss_fn.aggregation == "step_token_mean":
-            # Lightning divides by the accumulation count and DDP/FSDP average over ranks; undo
-            # both so the step's gradient is (sum of token losses) / (loss tokens in the step).
-            scale = self.trainer.accumulate_grad_batches * self.trainer.world_size
-            normalizer = batch.step_loss_tokens.clamp(min=1).to(torch.float32) / scale
-        else:
-            normalizer = loss_tokens.clamp(min=1).to(torch.float32)
-        out = self.compute_loss(batch, normalizer)
+        out = self.compute_loss(batch)
+        loss = out.loss_sum / self.aggregation.divisor(batch.step_loss_tokens, loss_tokens, self._micro_batches_per_step)
         # The logged loss is the step's loss: each micro-batch's share, summed over the window.
-        share = out.loss.detach() / (self.trainer.accumulate_grad_batches * self.trainer.world_size)
+        share = loss.detach() / self._micro_batches_per_step
         self.train_window.add(out.token_metrics, share, batch.attention_mask.sum(), loss_tokens)
-        return out.loss
+        return loss
+
+    @property
+    def _micro_batches_per_step(self) -> int:
+        """Micro-batches in one optimizer step over all ranks (what Lightning and DDP divide by)."""
+        return self.trainer.accumulate_grad_batches * self.trainer.world_size
 
     def on_train_start(self) -> None:
         self._last_step_time = time.perf_counter()
@@ -220,8 +195,8 @@ class SFTModule(L.LightningModule):
 
     # --------------------------------------------------------------------------- validation
     def validation_step(self, batch: SFTBatch, batch_idx: int) -> None:
-        out = self.compute_loss(batch, normalizer=1.0)  # a sum: divided by all val tokens at the end
-        self.val_window.add(out.token_metrics, out.loss, batch.attention_mask.sum(), (batch.labels != IGNORE).sum())
+        out = self.compute_loss(batch)  # a sum: divided by all val tokens at the end
+        self.val_window.add(out.token_metrics, out.loss_sum, batch.attention_mask.sum(), (batch.labels != IGNORE).sum())
 
     def on_validation_epoch_end(self) -> None:
         metrics = self.val_window.compute(self._reduce_sum, "val")

@@ -35,11 +35,10 @@ import torch
 from safetensors.torch import load_file
 
 from curio.train import train
-from tests.conftest import SUMS, compose_config
 
 BASE = [
     "model=tiny", "model.net.config.tie_word_embeddings=true",
-    "data=jsonl", f"data.train={SUMS}", "data.val_size=8", "data.micro_batch_size=2",
+    "data=jsonl", "data.val_size=8", "data.micro_batch_size=2",
     "loss=curio", "temp=entropy_guided", "teacher=lagged", "teacher.sync_every=2",
     "optim.lr=3e-3", "sched.warmup_steps=2", "trainer.max_steps=4", "trainer.enable_model_summary=false",
     "callbacks.model_checkpoint.every_n_train_steps=2", "callbacks.model_checkpoint.save_top_k=-1",
@@ -55,6 +54,11 @@ DDP = TWO + ["trainer=ddp", "trainer.precision=32-true"]
 
 CURVES = ("train/loss", "train/ce", "train/k2", "train/logq", "train/grad_norm", "val/loss")
 RTOL, WEIGHT_ATOL = 1e-5, 1e-5
+
+
+@pytest.fixture(scope="module")
+def data(sums_jsonl) -> list[str]:
+    return [f"data.train={sums_jsonl}"]
 
 
 def run_train(args: list[str], run_dir: Path, cwd: Path) -> None:
@@ -94,11 +98,11 @@ def assert_same_weights(actual: dict[str, torch.Tensor], expected: dict[str, tor
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, repo_root):
+def runs(tmp_path_factory, repo_root, compose_cfg, data):
     """The one-process reference (in this process) and the two-process FSDP2 run."""
     root = tmp_path_factory.mktemp("distributed")
-    train(compose_config(ONE, root / "one"))
-    run_train(FSDP, root / "fsdp", repo_root)
+    train(compose_cfg(ONE + data, root / "one"))
+    run_train(FSDP + data, root / "fsdp", repo_root)
     return root
 
 
@@ -118,11 +122,11 @@ def test_fsdp_two_processes_follow_one_process(runs):
     assert not list((runs / "fsdp" / "checkpoints").glob("*.tmp"))
 
 
-def test_fsdp_resumes_from_its_sharded_checkpoint(runs, repo_root):
+def test_fsdp_resumes_from_its_sharded_checkpoint(runs, repo_root, data):
     ckpt = runs / "fsdp" / "checkpoints" / "step000002.ckpt"
     assert ckpt.is_dir()
     resumed = runs / "fsdp_resumed"
-    run_train(FSDP + [f"ckpt_path={ckpt}"], resumed, repo_root)
+    run_train(FSDP + data + [f"ckpt_path={ckpt}"], resumed, repo_root)
     # Picks up after the checkpoint's two optimizer steps (teacher, optimizer, data position restored).
     assert [s for s, _ in curves(resumed)["train/loss"]] == [2, 3]
     uninterrupted = {k: [(s, v) for s, v in vals if s >= 2] for k, vals in curves(runs / "fsdp").items()}
@@ -131,25 +135,25 @@ def test_fsdp_resumes_from_its_sharded_checkpoint(runs, repo_root):
     assert_same_weights(export(resumed), export(runs / "fsdp"), atol=0)
 
 
-def test_ddp_two_processes_follow_one_process(runs, repo_root):
-    run_train(DDP, runs / "ddp", repo_root)
+def test_ddp_two_processes_follow_one_process(runs, repo_root, data):
+    run_train(DDP + data, runs / "ddp", repo_root)
     assert_same_curves(runs / "ddp", runs / "one")
     assert_same_weights(export(runs / "ddp"), export(runs / "one"), WEIGHT_ATOL)
     assert (runs / "ddp" / "checkpoints" / "last.ckpt").is_file()  # DDP: one ordinary file
 
 
 # ----------------------------------------------------------------------------- no processes
-def test_fsdp_preset_builds_the_strategy(tmp_path):
+def test_fsdp_preset_builds_the_strategy(tmp_path, compose_cfg):
     from hydra.utils import instantiate
 
     from curio.parallel import FSDP2Strategy
 
-    cfg = compose_config(["trainer=fsdp"], tmp_path)
+    cfg = compose_cfg(["trainer=fsdp"], tmp_path)
     strategy = instantiate(cfg.trainer.strategy)
     assert isinstance(strategy, FSDP2Strategy)
     assert strategy._tensor_parallel_size == 1 and strategy._data_parallel_size == "auto"
     assert cfg.trainer.precision == "32-true" and cfg.trainer.use_distributed_sampler is False
-    assert compose_config(["trainer=ddp"], tmp_path).trainer.strategy._target_.endswith("DDPStrategy")
+    assert compose_cfg(["trainer=ddp"], tmp_path).trainer.strategy._target_.endswith("DDPStrategy")
 
 
 def test_mixed_precision_policy():

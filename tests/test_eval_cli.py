@@ -18,38 +18,41 @@ from curio.evaluation import eval_config
 from curio.evaluation import run as eval_run
 from curio.evaluation.eval_config import benchmark_config, model_shorthand, resolve_model
 from curio.evaluation.run import evaluate
-from tests.conftest import compose_config
 from tests.evaluation.locations import SHARED_BENCHMARKS
-from tests.test_generation import save_tiny_model, write_tiny_world
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 OFFLINE = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    return save_tiny_model(tmp_path_factory.mktemp("model"))
+def model_dir(tiny_model_dir) -> Path:
+    return tiny_model_dir
 
 
 @pytest.fixture(scope="module")
-def assets(tmp_path_factory) -> Path:
-    return write_tiny_world(tmp_path_factory.mktemp("assets"))
+def assets(tiny_world_tests) -> Path:
+    return tiny_world_tests
 
 
-def eval_config_for(model_dir: Path, assets: Path, run_dir: Path, *extra: str):
-    return compose_config(
-        [f"model.path={model_dir}", f"paths.assets_dir={assets}", "limit=4", "sampling.n=2",
-         "sampling.max_new_tokens=8", "grading.num_workers=1", "generation.progress=false", *extra],
-        run_dir, config_name="eval",
-    )
+@pytest.fixture
+def eval_cfg(compose_cfg, model_dir, assets):
+    """``eval_cfg(run_dir, *extra)``: a small, fast eval config of the tiny model."""
+    def make(run_dir: Path, *extra: str):
+        return compose_cfg(
+            [f"model.path={model_dir}", f"paths.assets_dir={assets}", "limit=4", "sampling.n=2",
+             "sampling.max_new_tokens=8", "grading.num_workers=1", "generation.progress=false", *extra],
+            run_dir, config_name="eval",
+        )
+
+    return make
 
 
 def read_samples(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
 
 
-def test_eval_writes_results_samples_table_and_plot_then_resumes(model_dir, assets, tmp_path, monkeypatch):
-    results = evaluate(eval_config_for(model_dir, assets, tmp_path))
+def test_eval_writes_results_samples_table_and_plot_then_resumes(eval_cfg, model_dir, tmp_path, monkeypatch):
+    results = evaluate(eval_cfg(tmp_path))
 
     on_disk = json.loads((tmp_path / "results.json").read_text())
     assert on_disk == json.loads(json.dumps(results))
@@ -79,7 +82,7 @@ def test_eval_writes_results_samples_table_and_plot_then_resumes(model_dir, asse
     # Interrupted during tiny_ood: its entry never reached results.json, some of its samples did.
     partial = dict(on_disk, benchmarks={"tiny_id": tiny_id}, finished=None)
     (tmp_path / "results.json").write_text(json.dumps(partial))
-    resumed = evaluate(eval_config_for(model_dir, assets, tmp_path, "resume=true"))
+    resumed = evaluate(eval_cfg(tmp_path, "resume=true"))
     assert resumed["benchmarks"]["tiny_id"] == tiny_id  # kept as it was, not re-run
     # Seeded per benchmark: the re-run gives the same numbers.
     assert resumed["benchmarks"]["tiny_ood"]["metrics"] == on_disk["benchmarks"]["tiny_ood"]["metrics"]
@@ -87,10 +90,10 @@ def test_eval_writes_results_samples_table_and_plot_then_resumes(model_dir, asse
 
     # Nothing left to do: the model is not even loaded.
     monkeypatch.setattr(eval_run, "_load", lambda *a: pytest.fail("model loaded"))
-    evaluate(eval_config_for(model_dir, assets, tmp_path, "resume=true"))
+    evaluate(eval_cfg(tmp_path, "resume=true"))
 
     with pytest.raises(ConfigError, match=r"sampling.n=2, this run has sampling.n=3"):
-        evaluate(eval_config_for(model_dir, assets, tmp_path, "resume=true", "sampling.n=3"))
+        evaluate(eval_cfg(tmp_path, "resume=true", "sampling.n=3"))
 
 
 def test_cli_runs_end_to_end_offline(model_dir, assets, tmp_path):
@@ -135,10 +138,10 @@ def test_default_model_is_the_newest_training_export(tmp_path):
         resolve_model(str(tmp_path), tmp_path)
 
 
-def test_model_shorthand_and_the_authors_preset(tmp_path):
+def test_model_shorthand_and_the_authors_preset(compose_cfg, tmp_path):
     assert model_shorthand("model=/a/b") == "model.path=/a/b"
     assert model_shorthand("model.dtype=bfloat16") == "model.dtype=bfloat16"
-    cfg = compose_config(["eval=authors"], tmp_path, config_name="eval")
+    cfg = compose_cfg(["eval=authors"], tmp_path, config_name="eval")
     assert list(cfg.benchmarks) == ["aime24", "aime25", "amc23", "math500", "minerva", "olympiadbench",
                                     "gpqa_diamond", "arc_c"]
     assert (cfg.sampling.n, cfg.sampling.temperature, cfg.sampling.top_p, cfg.sampling.max_new_tokens) == (
@@ -147,12 +150,12 @@ def test_model_shorthand_and_the_authors_preset(tmp_path):
     assert [n for n, g in groups.items() if g == "ood"] == ["gpqa_diamond", "arc_c"]
 
 
-def test_a_benchmark_file_may_override_sampling(tmp_path):
+def test_a_benchmark_file_may_override_sampling(compose_cfg, tmp_path):
     (tmp_path / "benchmark").mkdir()
     (tmp_path / "benchmark" / "mc.yaml").write_text(
         "_target_: curio.evaluation.loaders.load_jsonl_benchmark\npath: ${paths.assets_dir}/mc.jsonl\n"
         "name: mc\ngroup: ood\ngrader: choice\nlimit: null\nsampling:\n  n: 1\n")
-    cfg = compose_config(["limit=3", f"paths.assets_dir={tmp_path}"], tmp_path, config_name="eval")
+    cfg = compose_cfg(["limit=3", f"paths.assets_dir={tmp_path}"], tmp_path, config_name="eval")
     loader, sampling = benchmark_config(cfg, "mc", conf_dir=tmp_path)
     assert sampling == {"n": 1} and "sampling" not in loader
     assert loader["path"] == f"{tmp_path}/mc.jsonl" and loader["limit"] == 3

@@ -12,46 +12,64 @@ import curio.train as curio_train
 from curio.checkpoint_io import AtomicCheckpointIO
 from curio.errors import ConfigError, TrainingDiverged, UserError
 from curio.losses.ce import CrossEntropyLoss
-from tests.conftest import FAST, compose_config
 from train import precheck
 
-# Ten typical typos, caught by the command-line check alone (no torch import, no model).
-PRECHECK_TYPOS = {
+# Typical mistakes, each caught before Hydra starts: typos by the command-line check alone (no torch
+# import), values by the constructors of the run's cheap parts (loss, temperature, teacher,
+# optimizer, schedule, aggregation), built once with torch the only heavy import.
+PRECHECK_MISTAKES = {
     "loss=cruio": "choose one of ce, curio, dft, entropy",
     "optim.lrr=1e-5": "did you mean optim.lr?",
     "trainer.max_step=10": "did you mean trainer.max_steps",
-    "temp.tau_min=2": "temp.tau_min=2 > temp.tau_max=1.5",
-    "optim.lr=-1": "optim.lr=-1: must be > 0",
-    "teacher.alpha=1.5": "must be in [0, 1]",
-    "teacher.sync_every=0": "teacher.sync_every=0: must be >= 1",
-    "temp.top_k=0": "temp.top_k=0: must be >= 1",
+    "teacher=null": "teacher=null: a config group takes one of its options",
+    "data=jsonl": "data.train: required",
     "data.train=no/such/file.jsonl": "data.train: no such file or folder",
-    "model.net.dtype=float33": "model.net.dtype=float33: must be one of",
+    "loss=curio temp.tau_min=2": r"temp.tau_min (2) must be <= temp.tau_max (1.5)",
+    "optim.lr=-1": "optim: Invalid learning rate: -1",
+    "optim.betas=[0.9,1.5]": "optim: Invalid beta parameter at index 1: 1.5",
+    "loss=curio teacher.alpha=1.5": "teacher.alpha must be in [0, 1], got 1.5",
+    "loss=curio teacher.sync_every=0": "teacher.sync_every must be >= 1, got 0",
+    "loss=curio temp.top_k=0": "temp.top_k must be >= 1, got 0",
+    "loss=curio ~teacher": "CurioLoss reads a teacher, but the config has none",
+    "sched.horizon_multiplier=0.5": "sched.horizon_multiplier=0.5: must be >= 1",
+    "module.aggregation=global": "module.aggregation='global': choose one of step_token_mean",
+    "model.net.dtype=float33": "model.net.dtype='float33': choose null or one of float32",
 }
 
 
-@pytest.mark.parametrize(("override", "needle"), PRECHECK_TYPOS.items(), ids=list(PRECHECK_TYPOS))
-def test_typo_is_one_line_before_anything_loads(override, needle):
+@pytest.mark.parametrize(("overrides", "needle"), PRECHECK_MISTAKES.items(), ids=list(PRECHECK_MISTAKES))
+def test_mistake_is_one_line_before_lightning_data_or_model(overrides, needle):
     start = time.perf_counter()
     with pytest.raises(UserError) as info:
-        precheck([override])
+        precheck(overrides.split())
     assert time.perf_counter() - start < 5
     message = str(info.value)
     assert needle in message and "\n" not in message, message
 
 
+def test_a_value_error_exits_2_before_lightning_is_imported(repo_root):
+    """The command line as a user runs it: one line on stderr, exit 2, and Lightning never loaded."""
+    probe = ("import atexit, runpy, sys; "
+             "atexit.register(lambda: print('lightning loaded:', 'lightning' in sys.modules, file=sys.stderr)); "
+             "sys.argv = ['train.py', 'loss=curio', 'teacher.alpha=1.5']; runpy.run_path('train.py', run_name='__main__')")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=repo_root, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: teacher.alpha must be in [0, 1], got 1.5", "lightning loaded: False"], result.stderr
+
+
 @pytest.mark.parametrize(("override", "needle"), [
-    ("loss.aggregation=global", "loss: loss.aggregation must be one of"),
     ("+loss.betta=1", "loss: TokenLoss.__init__() got an unexpected keyword argument 'betta'"),
     ("trainer.precision=bf17", "trainer: Precision 'bf17' is invalid"),
     ("data.micro_batch_size=41", "one optimizer step needs 41 sequences"),
 ])
-def test_constructor_errors_name_the_key_and_come_before_the_model(monkeypatch, tmp_path, override, needle):
+def test_constructor_errors_name_the_key_and_come_before_the_model(monkeypatch, tmp_path, compose_cfg, fast,
+                                                                   override, needle):
     def no_model(*args, **kwargs):
         raise AssertionError("the model must not be built")
 
     monkeypatch.setattr("curio.models.build_causal_lm", no_model)
-    cfg = compose_config(FAST + [override], tmp_path)
+    cfg = compose_cfg(fast + [override], tmp_path)
     with pytest.raises(ConfigError) as info:
         curio_train.train(cfg)
     assert needle in str(info.value) and "\n" not in str(info.value)
@@ -85,9 +103,9 @@ def test_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypat
     assert loaded["step"] == 1 and torch.equal(loaded["w"], torch.ones(3))
 
 
-def test_secrets_never_reach_saved_configs_or_logs(tmp_path):
+def test_secrets_never_reach_saved_configs_or_logs(tmp_path, compose_cfg, fast):
     secret = "hf_SuperSecret123"
-    cfg = compose_config(FAST + ["trainer.max_steps=1", f"+hub_token={secret}", f"+wandb_api_key={secret}"], tmp_path)
+    cfg = compose_cfg(fast + ["trainer.max_steps=1", f"+hub_token={secret}", f"+wandb_api_key={secret}"], tmp_path)
     curio_train.train(cfg)
     for path in tmp_path.rglob("*"):
         if path.is_file() and path.suffix in (".yaml", ".csv", ".log", ".json", ".txt"):
@@ -102,7 +120,7 @@ def test_trust_remote_code_is_off_in_every_hub_model_config(compose_cfg, tmp_pat
         assert cfg.model.net.trust_remote_code is False and cfg.model.tokenizer.trust_remote_code is False
 
 
-def test_non_finite_steps_are_skipped_counted_and_stop_the_run(tmp_path, monkeypatch):
+def test_non_finite_steps_are_skipped_counted_and_stop_the_run(tmp_path, monkeypatch, compose_cfg, fast):
     calls = {"n": 0}
     real = CrossEntropyLoss.token_losses
 
@@ -112,7 +130,7 @@ def test_non_finite_steps_are_skipped_counted_and_stop_the_run(tmp_path, monkeyp
         return (loss * float("nan") if calls["n"] > 1 else loss), metrics
 
     monkeypatch.setattr(CrossEntropyLoss, "token_losses", nan_after_first_step)
-    cfg = compose_config(FAST + ["trainer.max_steps=10", "module.max_consecutive_skips=3", "data.val_size=0",
+    cfg = compose_cfg(fast + ["trainer.max_steps=10", "module.max_consecutive_skips=3", "data.val_size=0",
                                  "callbacks.model_checkpoint.every_n_train_steps=1",
                                  "callbacks.model_checkpoint.save_top_k=-1"], tmp_path)
     with pytest.raises(TrainingDiverged, match="3 optimizer steps in a row.*last-good.ckpt"):

@@ -10,10 +10,9 @@ import torch
 from safetensors.torch import load_file
 
 from curio.callbacks.preemption import PREEMPTED_EXIT_CODE
-from tests.conftest import SUMS
 
 BASE = [
-    "model=tiny", "data=jsonl", f"data.train={SUMS}", "data.val_size=8", "data.micro_batch_size=2",
+    "model=tiny", "data=jsonl", "data.val_size=8", "data.micro_batch_size=2",
     "trainer.accumulate_grad_batches=2", "optim.lr=3e-3", "sched.warmup_steps=2", "trainer.max_steps=8",
     "trainer.val_check_interval=6", "callbacks.model_checkpoint.every_n_train_steps=2",
     "callbacks.model_checkpoint.save_top_k=-1", "trainer.enable_model_summary=false",
@@ -27,12 +26,17 @@ def run(args, cwd):
 
 
 @pytest.fixture(scope="module")
-def straight(repo_root, tmp_path_factory):
+def base(sums_jsonl) -> list[str]:
+    return [*BASE, f"data.train={sums_jsonl}"]
+
+
+@pytest.fixture(scope="module")
+def straight(repo_root, tmp_path_factory, base):
     """Final weights of uninterrupted runs, per loss."""
     weights = {}
     for name, loss in LOSSES.items():
         run_dir = tmp_path_factory.mktemp(f"straight-{name}")
-        result = run(BASE + loss + [f"hydra.run.dir={run_dir}"], repo_root)
+        result = run(base + loss + [f"hydra.run.dir={run_dir}"], repo_root)
         assert result.returncode == 0, result.stderr[-2000:]
         weights[name] = load_file(run_dir / "hf" / "model.safetensors")
     return weights
@@ -50,8 +54,8 @@ def resume_and_compare(repo_root, run_dir, args, expected):
 
 
 @pytest.mark.parametrize("loss", list(LOSSES))
-def test_sigkill_then_resume_equals_uninterrupted(repo_root, tmp_path, straight, loss):
-    args = BASE + LOSSES[loss]
+def test_sigkill_then_resume_equals_uninterrupted(repo_root, tmp_path, straight, base, loss):
+    args = base + LOSSES[loss]
     # Killed before step 6: after the step-4 checkpoint, mid-epoch (12 of 20 micro-batches done),
     # with a teacher sync (before step 5) to restore.
     kill = ["+callbacks.crash._target_=tests.crash.SigkillAtStep", "+callbacks.crash.step=5"]
@@ -65,8 +69,8 @@ def test_sigkill_then_resume_equals_uninterrupted(repo_root, tmp_path, straight,
 
 
 @pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGUSR1"])
-def test_preemption_signal_saves_a_checkpoint_then_resumes_exactly(repo_root, tmp_path, straight, signal_name):
-    args = BASE + LOSSES["ce"]
+def test_preemption_signal_saves_a_checkpoint_then_resumes_exactly(repo_root, tmp_path, straight, base, signal_name):
+    args = base + LOSSES["ce"]
     # The signal arrives during step 3; periodic checkpoints (every 5) would not have saved it.
     signal = ["+callbacks.crash._target_=tests.crash.SignalAtStep", "+callbacks.crash.step=2",
               f"+callbacks.crash.signal_name={signal_name}", "callbacks.model_checkpoint.every_n_train_steps=5"]

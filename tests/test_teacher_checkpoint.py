@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from curio.train import train
-from tests.conftest import FAST, compose_config
 
 TEACHER = "teacher.model."
 STUDENT = "model."
@@ -36,10 +35,10 @@ def clone(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in state.items()}
 
 
-def run(run_dir: Path, overrides: list[str]) -> dict:
+def run(compose_cfg, fast: list[str], run_dir: Path, overrides: list[str]) -> dict:
     """Train with a lagged teacher synced every 2 steps (before steps 3, 5, ...); return the capture."""
     capture = run_dir / "capture.pt"
-    cfg = compose_config(FAST + [
+    cfg = compose_cfg(fast + [
         "loss=curio", "teacher=lagged", "teacher.sync_every=2", "trainer.max_steps=6", "data.val_size=0",
         "callbacks.model_checkpoint.every_n_train_steps=2", "callbacks.model_checkpoint.save_top_k=-1",
         "~callbacks.hf_export",
@@ -71,12 +70,12 @@ def assert_all_differ(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) ->
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, compose_cfg, fast):
     """Run A: 6 steps from scratch. Run B: resumed from A's step-4 checkpoint up to step 6."""
     root = tmp_path_factory.mktemp("teacher_ckpt")
-    a_start = run(root / "a", [])
+    a_start = run(compose_cfg, fast, root / "a", [])
     ckpt = root / "a" / "checkpoints" / "step000004.ckpt"
-    b_start = run(root / "b", [f"ckpt_path={ckpt}"])
+    b_start = run(compose_cfg, fast, root / "b", [f"ckpt_path={ckpt}"])
     return root, a_start, b_start
 
 

@@ -3,6 +3,7 @@
 import csv
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import lightning as L
@@ -11,7 +12,6 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from curio.train import train
-from tests.conftest import FAST, compose_config
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, str]]:
@@ -23,8 +23,8 @@ def column(rows, key):
     return [float(r[key]) for r in rows if r.get(key)]
 
 
-def test_short_run_lowers_loss_and_exports_a_loadable_checkpoint(tmp_path):
-    cfg = compose_config(FAST + ["trainer.max_steps=12", "data.val_size=0"], tmp_path)
+def test_short_run_lowers_loss_and_exports_a_loadable_checkpoint(tmp_path, compose_cfg, fast):
+    cfg = compose_cfg(fast + ["trainer.max_steps=12", "data.val_size=0"], tmp_path)
     train(cfg)
     losses = column(read_metrics(tmp_path), "train/loss")
     assert len(losses) == 12
@@ -48,19 +48,19 @@ def test_short_run_lowers_loss_and_exports_a_loadable_checkpoint(tmp_path):
         torch.testing.assert_close(model(ids).logits, reference.eval()(ids).logits, rtol=0, atol=0)
 
 
-def test_validation_loss_is_logged(tmp_path):
-    train(compose_config(FAST, tmp_path))
+def test_validation_loss_is_logged(tmp_path, compose_cfg, fast):
+    train(compose_cfg(fast, tmp_path))
     val = column(read_metrics(tmp_path), "val/loss")
     assert len(val) == 2 and all(v > 0 for v in val)
 
 
-def test_resume_from_checkpoint_continues_the_run(tmp_path):
+def test_resume_from_checkpoint_continues_the_run(tmp_path, compose_cfg, fast):
     first = tmp_path / "first"
-    train(compose_config(FAST + ["callbacks.model_checkpoint.save_top_k=-1"], first))
+    train(compose_cfg(fast + ["callbacks.model_checkpoint.save_top_k=-1"], first))
     ckpt = first / "checkpoints" / "step000002.ckpt"
     assert ckpt.is_file()
     second = tmp_path / "second"
-    train(compose_config(FAST + [f"ckpt_path={ckpt}"], second))
+    train(compose_cfg(fast + [f"ckpt_path={ckpt}"], second))
     steps = [int(r["step"]) for r in read_metrics(second) if r.get("train/loss")]
     assert steps == [2, 3]  # picks up after the checkpoint's two optimizer steps
     saved = torch.load(second / "checkpoints" / "last.ckpt", weights_only=True)
@@ -76,8 +76,8 @@ class GradCapture(L.Callback):
             self.grads = {n: p.grad.detach().clone() for n, p in pl_module.model.named_parameters()}
 
 
-def first_step_grads(tmp_path, overrides):
-    cfg = compose_config(FAST + ["trainer.max_steps=1", "data.val_size=0"] + overrides, tmp_path)
+def first_step_grads(compose_cfg, fast, tmp_path, overrides):
+    cfg = compose_cfg(fast + ["trainer.max_steps=1", "data.val_size=0"] + overrides, tmp_path)
     capture = GradCapture()
     from hydra.utils import instantiate
 
@@ -87,7 +87,7 @@ def first_step_grads(tmp_path, overrides):
     tokenizer = instantiate(cfg.model.tokenizer)
     dm = instantiate(cfg.data, tokenizer=tokenizer)
     module = SFTModule(instantiate(cfg.model.net), instantiate(cfg.loss), instantiate(cfg.optim),
-                       instantiate(cfg.sched))
+                       partial(instantiate(cfg.sched), total_steps=1), aggregation=cfg.module.aggregation)
     trainer = L.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, callbacks=[capture],
                         accumulate_grad_batches=cfg.trainer.accumulate_grad_batches)
@@ -95,18 +95,21 @@ def first_step_grads(tmp_path, overrides):
     return capture.grads
 
 
-def test_step_token_mean_is_independent_of_the_accumulation_layout(tmp_path):
-    one = first_step_grads(tmp_path / "a", ["data.micro_batch_size=4", "trainer.accumulate_grad_batches=1"])
-    two = first_step_grads(tmp_path / "b", ["data.micro_batch_size=2", "trainer.accumulate_grad_batches=2"])
-    four = first_step_grads(tmp_path / "c", ["data.micro_batch_size=1", "trainer.accumulate_grad_batches=4"])
+def test_step_token_mean_is_independent_of_the_accumulation_layout(tmp_path, compose_cfg, fast):
+    def grads(name, overrides):
+        return first_step_grads(compose_cfg, fast, tmp_path / name, overrides)
+
+    one = grads("a", ["data.micro_batch_size=4", "trainer.accumulate_grad_batches=1"])
+    two = grads("b", ["data.micro_batch_size=2", "trainer.accumulate_grad_batches=2"])
+    four = grads("c", ["data.micro_batch_size=1", "trainer.accumulate_grad_batches=4"])
     for name in one:
         torch.testing.assert_close(two[name], one[name], rtol=1e-5, atol=1e-7)
         torch.testing.assert_close(four[name], one[name], rtol=1e-5, atol=1e-7)
     # The authors' per-micro-batch mean weights tokens differently as soon as lengths differ
     # (length grouping off, so the window mixes lengths).
     mixed = ["data.micro_batch_size=1", "trainer.accumulate_grad_batches=4", "data.group_by_length=false"]
-    one = first_step_grads(tmp_path / "e", mixed)
-    micro = first_step_grads(tmp_path / "d", mixed + ["loss.aggregation=micro_batch_token_mean"])
+    one = grads("e", mixed)
+    micro = grads("d", mixed + ["module.aggregation=micro_batch_token_mean"])
     assert any(not torch.allclose(micro[n], one[n], rtol=1e-4) for n in one)
 
 
@@ -131,8 +134,8 @@ def test_cli_missing_data_file_is_one_line_before_the_model_loads(repo_root, tmp
     assert len(errors) == 1 and str(missing) in errors[0] and "Traceback" not in result.stderr
 
 
-def test_cli_multirun_gives_each_job_its_own_folder(repo_root, tmp_path):
-    overrides = [o for o in FAST if not o.startswith(("trainer.max_steps", "~callbacks", "optim.lr"))]
+def test_cli_multirun_gives_each_job_its_own_folder(repo_root, tmp_path, fast):
+    overrides = [o for o in fast if not o.startswith(("trainer.max_steps", "~callbacks", "optim.lr"))]
     result = run_cli(["-m", "loss=ce", "optim.lr=1e-5,2e-5", "trainer.max_steps=2", *overrides,
                       f"hydra.sweep.dir={tmp_path}"], repo_root)
     assert result.returncode == 0, result.stderr[-3000:]

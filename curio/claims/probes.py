@@ -20,7 +20,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from curio.config import CONF_DIR
-from curio.losses.base import entropy
+from curio.ops import entropy
 from curio.tinyworld.entropy_probe import response_logits
 
 LABELS = ("choice", "result", "format")

@@ -230,8 +230,8 @@ written at commit `{provenance['report_commit']}`, on {provenance['machine']}; t
 at the end is written by hand.
 {unfinished}
 **Setup.** The shipped base model (`assets/tiny_world/base`) is fine-tuned once per experiment in
-`conf/experiment/claims/` and seed ({seeds}): each is `experiment=tiny_sft` (same data, steps,
-learning rate, schedule) with one loss. Every model answers the first {preset.limit} problems of the ID
+`conf/experiment/claims/` and seed ({seeds}): each is the embedded default (same data, steps,
+learning rate, schedule: `conf/tuned/tiny_world-tiny_world.yaml`) with one loss. Every model answers the first {preset.limit} problems of the ID
 and OOD test sets {k_max} times (T = 0.6, the spec's protocol), seeded with its training seed; the base
 model is sampled once (seed {preset.seeds[0]}). Teacher-forced probes use the first {preset.probe_rows}
 held-out demonstrations (`sft_val.jsonl`), split by the generator's token labels. Numbers are

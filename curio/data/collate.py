@@ -28,6 +28,11 @@ class SFTBatch:
     labels: Tensor
     step_loss_tokens: Tensor
 
+    @property
+    def model_inputs(self) -> dict[str, Tensor]:
+        """What the decoder is called with (the student's and a teacher model's, alike)."""
+        return {"input_ids": self.input_ids, "attention_mask": self.attention_mask}
+
     def to(self, device) -> SFTBatch:
         return SFTBatch(*(t.to(device) for t in (self.input_ids, self.attention_mask, self.labels, self.step_loss_tokens)))
 

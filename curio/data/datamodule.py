@@ -14,8 +14,8 @@ from torch.utils.data import DataLoader, Dataset
 from curio.data.collate import Collator
 from curio.data.encoding import ConversationEncoder, Encoded
 from curio.data.formats import FORMATS, detect_format, to_conversation
-from curio.data.sampling import StepWindowSampler
-from curio.data.sources import check_source, read_rows
+from curio.data.sampling import StepLayout, StepWindowSampler
+from curio.data.sources import read_rows
 from curio.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -79,8 +79,9 @@ class SFTDataModule(L.LightningDataModule):
         max_prompt_tokens, max_response_tokens, prompt_overflow, response_overflow: length rules
             (see ``ConversationEncoder``).
         on_bad_row: ``error`` stops at the first malformed row; ``skip`` drops and counts it.
-        micro_batch_size: sequences per micro-batch per device.
-        accumulate: micro-batches per optimizer step (= ``trainer.accumulate_grad_batches``).
+        micro_batch_size: sequences per micro-batch per device. Accumulation and the number of
+            devices are the trainer's (``trainer.accumulate_grad_batches``, devices x nodes): set
+            ``datamodule.trainer`` before :meth:`setup`, as ``Trainer.fit`` does.
         val_batch_size: sequences per validation batch (default: ``micro_batch_size``).
         group_by_length, bucket_windows, seed: batching (see ``StepWindowSampler``).
         num_workers: DataLoader worker processes.
@@ -103,7 +104,6 @@ class SFTDataModule(L.LightningDataModule):
         response_overflow: str = "truncate",
         on_bad_row: str = "error",
         micro_batch_size: int = 2,
-        accumulate: int = 1,
         val_batch_size: int | None = None,
         group_by_length: bool = True,
         bucket_windows: int = 50,
@@ -115,13 +115,8 @@ class SFTDataModule(L.LightningDataModule):
             raise ConfigError(f"data.format={format!r}: choose one of {list(FORMATS)}")
         if on_bad_row not in BAD_ROW_POLICIES:
             raise ConfigError(f"data.on_bad_row={on_bad_row!r}: choose one of {list(BAD_ROW_POLICIES)}")
-        if micro_batch_size < 1 or accumulate < 1:
-            raise ConfigError("data.micro_batch_size and trainer.accumulate_grad_batches must be >= 1")
         if val_size < 0 or (isinstance(val_size, float) and not float(val_size).is_integer() and val_size >= 1):
             raise ConfigError(f"data.val_size={val_size}: use a count >= 0 or a fraction in (0, 1)")
-        check_source(train, "data.train")
-        if val is not None:
-            check_source(val, "data.val")
         self.tokenizer = tokenizer
         self.train_source, self.val_source = train, val
         self.val_size = val_size
@@ -134,7 +129,6 @@ class SFTDataModule(L.LightningDataModule):
         )
         self.on_bad_row = on_bad_row
         self.micro_batch_size = micro_batch_size
-        self.accumulate = accumulate
         self.val_batch_size = val_batch_size or micro_batch_size
         self.group_by_length = group_by_length
         self.bucket_windows = bucket_windows
@@ -148,19 +142,23 @@ class SFTDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        train = self._encode(self.train_source, self.train_split, "train")
+        trainer = self.trainer
+        self.layout = StepLayout(self.micro_batch_size, trainer.accumulate_grad_batches if trainer else 1,
+                                 trainer.world_size if trainer else 1)
+        train = self._encode(self.train_source, self.train_split, "data.train")
         if self.val_source is not None:
-            val = self._encode(self.val_source, self.val_split, "val")
+            val = self._encode(self.val_source, self.val_split, "data.val")
         else:
             train, val = self._hold_out(train)
+        self.layout.check_fits(len(train))
         self.train_set, self.val_set = EncodedDataset(train), EncodedDataset(val)
         self.report["train"]["kept"] = len(train)
         self.report.setdefault("val", {})["kept"] = len(val)
         for split, counts in self.report.items():
             log.info("data %s: %s", split, ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
 
-    def _encode(self, source: str, split: str, name: str) -> list[Encoded]:
-        rows = read_rows(source, split)
+    def _encode(self, source: str, split: str, key: str) -> list[Encoded]:
+        rows = read_rows(source, split, key)
         counts: Counter[str] = Counter(rows=len(rows))
         fmt = self.format
         if fmt == "auto":
@@ -187,7 +185,7 @@ class SFTDataModule(L.LightningDataModule):
             samples.append(encoded)
         if not samples:
             raise DataError(f"{source}: no usable rows ({dict(counts)})")
-        self.report[name] = dict(counts)
+        self.report[key.removeprefix("data.")] = dict(counts)
         return samples
 
     def _hold_out(self, samples: list[Encoded]) -> tuple[list[Encoded], list[Encoded]]:
@@ -200,9 +198,10 @@ class SFTDataModule(L.LightningDataModule):
         held = set(perm[:count])
         return [s for i, s in enumerate(samples) if i not in held], [samples[i] for i in sorted(held)]
 
-    def steps_per_epoch(self, world_size: int) -> int:
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps in one epoch (after :meth:`setup`)."""
         assert self.train_set is not None, "call setup() first"
-        return len(self.train_set) // (self.micro_batch_size * self.accumulate * world_size)
+        return self.layout.steps(len(self.train_set))
 
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None, "call setup() first"
@@ -210,9 +209,7 @@ class SFTDataModule(L.LightningDataModule):
         sampler = StepWindowSampler(
             lengths=[len(s.input_ids) for s in self.train_set.samples],
             loss_tokens=[s.num_loss_tokens for s in self.train_set.samples],
-            micro_batch_size=self.micro_batch_size,
-            accumulate=self.accumulate,
-            world_size=trainer.world_size if trainer else 1,
+            layout=self.layout,
             rank=trainer.global_rank if trainer else 0,
             seed=self.seed,
             group_by_length=self.group_by_length,

@@ -12,6 +12,7 @@ optimizer step has the same number of sequences.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch.utils.data import Sampler
@@ -19,15 +20,42 @@ from torch.utils.data import Sampler
 from curio.errors import ConfigError
 
 
-def check_step_fits(num_samples: int, micro_batch_size: int, accumulate: int, world_size: int) -> None:
-    """One optimizer step must fit in the training set (incomplete windows are dropped)."""
-    window = micro_batch_size * accumulate * world_size
-    if num_samples < window:
-        raise ConfigError(
-            f"one optimizer step needs {window} sequences (data.micro_batch_size={micro_batch_size}"
-            f" x trainer.accumulate_grad_batches={accumulate} x {world_size} device(s)) but the "
-            f"training set has only {num_samples}"
-        )
+@dataclass(frozen=True)
+class StepLayout:
+    """How one optimizer step's sequences are laid out: micro-batches x accumulation x ranks.
+
+    Args:
+        micro_batch_size: sequences per micro-batch on one rank (``data.micro_batch_size``).
+        accumulate: micro-batches per optimizer step on one rank (``trainer.accumulate_grad_batches``).
+        world_size: data-parallel ranks (devices x nodes).
+    """
+
+    micro_batch_size: int
+    accumulate: int = 1
+    world_size: int = 1
+
+    def __post_init__(self) -> None:
+        # accumulate and world_size come from Lightning's Trainer, which checks them.
+        if not isinstance(self.micro_batch_size, int) or self.micro_batch_size < 1:
+            raise ConfigError(f"data.micro_batch_size={self.micro_batch_size}: must be an integer >= 1")
+
+    @property
+    def sequences(self) -> int:
+        """Sequences in one optimizer step, over every micro-batch and rank."""
+        return self.micro_batch_size * self.accumulate * self.world_size
+
+    def steps(self, num_samples: int) -> int:
+        """Optimizer steps in one epoch of ``num_samples`` sequences (incomplete steps are dropped)."""
+        return num_samples // self.sequences
+
+    def check_fits(self, num_samples: int) -> None:
+        """One optimizer step must fit in the training set."""
+        if num_samples < self.sequences:
+            raise ConfigError(
+                f"one optimizer step needs {self.sequences} sequences (data.micro_batch_size="
+                f"{self.micro_batch_size} x trainer.accumulate_grad_batches={self.accumulate} x "
+                f"{self.world_size} device(s)) but the training set has only {num_samples}"
+            )
 
 
 class StepWindowSampler(Sampler[list[tuple[int, int]]]):
@@ -36,9 +64,8 @@ class StepWindowSampler(Sampler[list[tuple[int, int]]]):
     Args:
         lengths: sequence length of each sample (for grouping).
         loss_tokens: supervised tokens of each sample (for the step denominator).
-        micro_batch_size: sequences per micro-batch on one rank.
-        accumulate: micro-batches per optimizer step on one rank (gradient accumulation).
-        world_size, rank: data-parallel layout.
+        layout: micro-batch size, accumulation and ranks of one optimizer step.
+        rank: this rank.
         seed: shuffling seed; ``shuffle=False`` keeps the data order (and still groups nothing).
         bucket_windows: windows per length bucket; larger cuts more padding, randomises less.
     """
@@ -47,9 +74,7 @@ class StepWindowSampler(Sampler[list[tuple[int, int]]]):
         self,
         lengths: Sequence[int],
         loss_tokens: Sequence[int],
-        micro_batch_size: int,
-        accumulate: int = 1,
-        world_size: int = 1,
+        layout: StepLayout,
         rank: int = 0,
         seed: int = 0,
         shuffle: bool = True,
@@ -58,9 +83,7 @@ class StepWindowSampler(Sampler[list[tuple[int, int]]]):
     ):
         self.lengths = list(lengths)
         self.loss_tokens = list(loss_tokens)
-        self.micro_batch_size = micro_batch_size
-        self.accumulate = accumulate
-        self.world_size = world_size
+        self.layout = layout
         self.rank = rank
         self.seed = seed
         self.shuffle = shuffle
@@ -68,14 +91,13 @@ class StepWindowSampler(Sampler[list[tuple[int, int]]]):
         self.bucket_windows = bucket_windows
         self.epoch = 0
         self.skip = 0  # micro-batches of the current epoch already trained on (set on resume)
-        self.window = micro_batch_size * accumulate * world_size
-        check_step_fits(len(self.lengths), micro_batch_size, accumulate, world_size)
+        layout.check_fits(len(self.lengths))
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return (len(self.lengths) // self.window) * self.accumulate
+        return self.layout.steps(len(self.lengths)) * self.layout.accumulate
 
     def windows(self) -> list[list[int]]:
         """The epoch's global step windows, each a list of sample indices."""
@@ -83,28 +105,29 @@ class StepWindowSampler(Sampler[list[tuple[int, int]]]):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         order = torch.randperm(n, generator=generator).tolist() if self.shuffle else list(range(n))
         if self.group_by_length:
-            bucket = self.window * self.bucket_windows
+            bucket = self.layout.sequences * self.bucket_windows
             order = [
                 i
                 for start in range(0, n, bucket)
                 for i in sorted(order[start : start + bucket], key=lambda j: -self.lengths[j])
             ]
-        windows = [order[s : s + self.window] for s in range(0, n - self.window + 1, self.window)]
+        window = self.layout.sequences
+        windows = [order[s : s + window] for s in range(0, n - window + 1, window)]
         if self.shuffle:
             perm = torch.randperm(len(windows), generator=generator).tolist()
             windows = [windows[i] for i in perm]
         return windows
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        size = self.micro_batch_size
+        size, accumulate = self.layout.micro_batch_size, self.layout.accumulate
         skip, self.skip = self.skip, 0  # a resumed epoch skips what it trained on, only once
         count = 0
         for window in self.windows():
             step_tokens = sum(self.loss_tokens[i] for i in window)
             # Micro-batch (rank r, accumulation slot j) holds window[(r * accumulate + j) * size : ...].
-            for j in range(self.accumulate):
+            for j in range(accumulate):
                 count += 1
                 if count <= skip:
                     continue
-                start = (self.rank * self.accumulate + j) * size
+                start = (self.rank * accumulate + j) * size
                 yield [(i, step_tokens) for i in window[start : start + size]]

@@ -17,18 +17,19 @@ def is_local(source: str) -> bool:
 
 
 def check_source(source: str, key: str) -> None:
-    """Fail fast, before any model is loaded, if a local source does not exist."""
+    """A local source (a path) must exist; ``key`` names the config key in the message."""
     if is_local(source) and not Path(source).expanduser().exists():
         raise DataError(f"{key}: no such file or folder {source!r}")
 
 
-def read_rows(source: str, split: str = "train") -> list[dict[str, Any]]:
-    """All rows of ``source`` as dicts.
+def read_rows(source: str, split: str = "train", key: str = "data.train") -> list[dict[str, Any]]:
+    """All rows of ``source`` (the value of config key ``key``) as dicts.
 
     A file is read by its suffix; a folder takes every ``.jsonl``/``.json``/``.parquet`` file in it
     (sorted, so the order is reproducible); anything else is a hub dataset name loaded with
     ``datasets.load_dataset(source, split=split)``.
     """
+    check_source(source, key)
     path = Path(source).expanduser()
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix in DATA_SUFFIXES)
@@ -37,8 +38,6 @@ def read_rows(source: str, split: str = "train") -> list[dict[str, Any]]:
         return [row for f in files for row in _read_file(f)]
     if path.is_file():
         return _read_file(path)
-    if is_local(source):
-        raise DataError(f"{source}: no such file or folder")
     return _read_hub(source, split)
 
 

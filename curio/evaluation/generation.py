@@ -34,6 +34,7 @@ from transformers import (
 )
 
 from curio.evaluation.sampling import Sample, SamplingParams
+from curio.ops import entropy
 
 
 class Generator(Protocol):
@@ -43,14 +44,6 @@ class Generator(Protocol):
         self, prompts: Sequence[Sequence[int]], params: SamplingParams, desc: str = "generate"
     ) -> list[list[Sample]]:
         """``params.n`` samples for each tokenized prompt: ``result[prompt][sample]``."""
-
-
-def entropy(logits: Tensor) -> Tensor:
-    """Entropy (nats) of ``softmax(logits)`` over the last dimension, in float32 at least."""
-    logp = torch.log_softmax(logits.float(), dim=-1)
-    p = logp.exp()
-    # A token masked to -inf has p = 0 and contributes 0, not 0 * inf = nan.
-    return -(p * torch.where(p > 0, logp, 0.0)).sum(dim=-1)
 
 
 class EntropyRecorder(LogitsProcessor):

@@ -25,7 +25,7 @@ from curio.evaluation.report import plot_pass_at_k, results_table
 from curio.evaluation.results import ResultsStore
 from curio.evaluation.sampled import run_benchmark
 from curio.models import load_causal_lm, load_tokenizer
-from curio.train import build, save_run_config
+from curio.cli import build, save_run_config
 
 log = logging.getLogger(__name__)
 

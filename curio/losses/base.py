@@ -1,4 +1,4 @@
-"""The interface every training objective implements.
+"""The contract every training objective implements, and the chunked loop that runs it.
 
 A loss never sees the full ``[batch, seq, vocab]`` logits. The LightningModule hands it the final
 hidden states at the loss positions only, plus the output layer; the loss projects them to logits
@@ -7,20 +7,52 @@ exist at once. Each chunk runs under activation checkpointing, so its logits are
 forward pass and recomputed in the backward pass.
 
 A new loss subclasses :class:`TokenLoss` and implements :meth:`TokenLoss.token_losses`, a pure
-function of one chunk of float32 logits. That is one file plus one YAML in ``conf/loss/``.
+function of one chunk of float32 logits (plus :meth:`TokenLoss.teacher_stats` if it reads a
+teacher). That is one file plus one YAML in ``conf/loss/``. The loss returns the *sum* of its
+per-token losses: how sums become a mean (the aggregation) is the training module's business.
+
+A teacher (``curio.teacher``) hands the loss one object, a :class:`TeacherLogits`: whatever the
+teacher is (a lagged copy, the start model, or the student itself), the loss asks it for the
+teacher's logits of one chunk and reduces them to per-token values.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-Aggregation = Literal["step_token_mean", "micro_batch_token_mean"]
-AGGREGATIONS: tuple[str, ...] = ("step_token_mean", "micro_batch_token_mean")
+from curio.ops import entropy, project
+
+
+@dataclass
+class TeacherChunk:
+    """The teacher's view of one chunk of loss positions.
+
+    Attributes:
+        logits: ``[n, V]`` float32 teacher logits, no gradient.
+        entropy: ``[n]`` their full-vocabulary entropy (T = 1) when the teacher already has it
+            (the live teacher's is the student's), else None.
+    """
+
+    logits: Tensor
+    entropy: Tensor | None = None
+
+
+class TeacherLogits(Protocol):
+    """A teacher at one micro-batch's loss positions, as the loss reads it: chunk by chunk."""
+
+    def __call__(self, rows: slice, student_logits: Tensor, student_entropy: Tensor) -> TeacherChunk:
+        """The teacher's logits at loss positions ``rows``, under ``no_grad``.
+
+        Args:
+            rows: the chunk's positions among the micro-batch's N loss positions.
+            student_logits: ``[n, V]`` the student's logits there (the live teacher reads them).
+            student_entropy: ``[n]`` their entropy (the live teacher's entropy is the same).
+        """
 
 
 @dataclass
@@ -31,35 +63,26 @@ class LossInputs:
         hidden: ``[N, H]`` student final hidden states at the N loss positions (differentiable).
         targets: ``[N]`` gold next-token ids.
         head: the student's output layer, mapping ``[n, H]`` to ``[n, V]`` logits.
-        normalizer: the per-token losses are summed and divided by this (see ``aggregation``).
-        teacher_hidden: ``[N, H]`` teacher hidden states at the same positions (no grad), or None.
-        teacher_head: the teacher's output layer, or None.
-        teacher_is_student: the live teacher: the teacher's logits are the student's own, detached.
-            The loss then reduces each chunk's student logits to the teacher's statistics instead
-            of projecting ``teacher_hidden`` again (one output projection per chunk saved; the
-            values are identical), and ``teacher_hidden`` / ``teacher_head`` stay None.
+        teacher: the teacher at these positions, or None (for a loss that needs none).
     """
 
     hidden: Tensor
     targets: Tensor
     head: nn.Module
-    normalizer: Tensor | float = 1.0
-    teacher_hidden: Tensor | None = None
-    teacher_head: nn.Module | None = None
-    teacher_is_student: bool = False
+    teacher: TeacherLogits | None = None
 
 
 @dataclass
 class LossOutput:
-    """A scalar loss plus per-token diagnostics.
+    """Summed loss plus per-token diagnostics.
 
     Attributes:
-        loss: scalar, ``sum_t loss_t / normalizer``.
+        loss_sum: scalar, ``sum_t loss_t`` over the N loss positions (not a mean).
         token_metrics: name -> ``[N]`` detached per-token values (e.g. ``ce``, ``entropy``, ``tau``).
             The trainer logs their token mean over the optimizer step, and quantiles where asked.
     """
 
-    loss: Tensor
+    loss_sum: Tensor
     token_metrics: dict[str, Tensor] = field(default_factory=dict)
 
 
@@ -69,37 +92,25 @@ class TokenLoss(nn.Module):
     Args:
         chunk_size: tokens per chunk of the output projection; ``None`` or 0 computes all loss
             positions in one piece (the plain path, used by tests as the reference).
-        aggregation: ``step_token_mean`` divides by the number of loss tokens in the whole
-            optimizer step (all micro-batches, all ranks: independent of the hardware layout);
-            ``micro_batch_token_mean`` takes each micro-batch's token mean and averages those
-            (the CurioSFT authors' choice).
     """
 
-    #: True when the loss needs teacher hidden states (the trainer then builds a teacher).
+    #: True when the loss reads a teacher (the trainer then builds one; ``conf/teacher/``).
     needs_teacher: bool = False
 
-    def __init__(self, chunk_size: int | None = 1024, aggregation: Aggregation = "step_token_mean"):
+    def __init__(self, chunk_size: int | None = 1024):
         super().__init__()
         if chunk_size is not None and chunk_size < 0:
             raise ValueError(f"loss.chunk_size must be >= 0 or null, got {chunk_size}")
-        if aggregation not in AGGREGATIONS:
-            raise ValueError(f"loss.aggregation must be one of {list(AGGREGATIONS)}, got {aggregation!r}")
         self.chunk_size = chunk_size or None
-        self.aggregation = aggregation
 
-    def teacher_stats(
-        self, teacher_logits: Tensor, targets: Tensor, teacher_entropy: Tensor | None = None
-    ) -> dict[str, Tensor]:
+    def teacher_stats(self, teacher: TeacherChunk, targets: Tensor) -> dict[str, Tensor]:
         """Reduce one chunk of teacher logits to per-token values, under ``no_grad``.
 
-        Runs before the student's chunk so that only ``[n]`` vectors (never ``[n, V]`` logits)
-        are kept for the backward pass.
+        Only these ``[n]`` vectors (never ``[n, V]`` logits) are kept for the backward pass.
 
         Args:
-            teacher_logits: ``[n, V]`` float32 teacher logits.
+            teacher: the chunk's teacher logits (and their entropy, when known).
             targets: ``[n]`` gold token ids.
-            teacher_entropy: ``[n]`` full-vocabulary entropy of ``teacher_logits`` when the caller
-                already has it (the live teacher: the student's own), else None.
 
         Returns:
             ``{name: [n]}``, e.g. the teacher's gold log-probability and temperature. Every entry
@@ -147,68 +158,46 @@ class TokenLoss(nn.Module):
         if n_tokens == 0:
             # Keep the graph connected to every trainable weight (DDP/FSDP expect gradients).
             zero = hidden.sum() * 0.0 + sum(p.sum() for p in inputs.head.parameters()) * 0.0
-            return LossOutput(loss=zero, token_metrics={})
+            return LossOutput(loss_sum=zero, token_metrics={})
         size = self.chunk_size or n_tokens
         losses: list[Tensor] = []
         metrics: dict[str, list[Tensor]] = {}
         for start in range(0, n_tokens, size):
-            sl = slice(start, start + size)
-            teacher: dict[str, Tensor] = {}
-            if inputs.teacher_hidden is not None:
-                with torch.no_grad():
-                    teacher_logits = _project(inputs.teacher_head, inputs.teacher_hidden[sl])
-                    teacher = self.teacher_stats(teacher_logits, targets[sl])
-                    del teacher_logits
-            # Values the chunk computes without gradient on its first run, reused when activation
-            # checkpointing runs it again in the backward pass (they cannot have changed).
-            first_run: dict[str, Any] = {}
-            args = (hidden[sl], targets[sl], teacher, inputs.head, inputs.teacher_is_student, first_run)
+            rows = slice(start, start + size)
+            # Values the chunk computes without gradient on its first run (the teacher's
+            # statistics, the student's entropy), reused when activation checkpointing runs it
+            # again in the backward pass: they cannot have changed.
+            no_grad_values: dict[str, Any] = {}
+            args = (hidden[rows], targets[rows], rows, inputs.head, inputs.teacher, no_grad_values)
             if self.chunk_size is None or not torch.is_grad_enabled():
                 chunk_loss, chunk_metrics = self._chunk(*args)
             else:
                 chunk_loss, chunk_metrics = checkpoint(self._chunk, *args, use_reentrant=False)
             losses.append(chunk_loss)
-            teacher = first_run.get("teacher", teacher)
-            for name, value in {**teacher, **chunk_metrics}.items():
+            for name, value in chunk_metrics.items():
                 metrics.setdefault(name, []).append(value)
         token_loss, token_metrics = self.finish(
             torch.cat(losses), {k: torch.cat(v) for k, v in metrics.items()}
         )
-        return LossOutput(loss=token_loss.sum() / inputs.normalizer, token_metrics=token_metrics)
+        return LossOutput(loss_sum=token_loss.sum(), token_metrics=token_metrics)
 
     def _chunk(
-        self, hidden: Tensor, targets: Tensor, teacher: dict[str, Tensor], head: nn.Module,
-        teacher_is_student: bool, first_run: dict[str, Any],
+        self, hidden: Tensor, targets: Tensor, rows: slice, head: nn.Module,
+        teacher: TeacherLogits | None, no_grad_values: dict[str, Any],
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        logits = _project(head, hidden)
-        if teacher_is_student:
-            if "teacher" not in first_run:
-                with torch.no_grad():
-                    # The student's entropy is the teacher's: computed once, used by both.
-                    first_run["entropy"] = entropy(logits)
-                    first_run["teacher"] = self.teacher_stats(logits.detach(), targets, first_run["entropy"])
-            teacher = first_run["teacher"]
-        loss, metrics = self.token_losses(logits, targets, teacher)
-        metrics = {k: v.detach() for k, v in metrics.items()}
+        logits = project(head, hidden)
+        if teacher is not None and "teacher" not in no_grad_values:
+            with torch.no_grad():
+                no_grad_values["entropy"] = entropy(logits)
+                chunk = teacher(rows, logits.detach(), no_grad_values["entropy"])
+                no_grad_values["teacher"] = self.teacher_stats(chunk, targets)
+                del chunk
+        teacher_values = no_grad_values.get("teacher", {})
+        loss, metrics = self.token_losses(logits, targets, teacher_values)
+        metrics = {**teacher_values, **{k: v.detach() for k, v in metrics.items()}}
         if "entropy" not in metrics:  # a loss that already has the student entropy supplies it
-            if "entropy" not in first_run:
+            if "entropy" not in no_grad_values:
                 with torch.no_grad():
-                    first_run["entropy"] = entropy(logits)
-            metrics["entropy"] = first_run["entropy"]
+                    no_grad_values["entropy"] = entropy(logits)
+            metrics["entropy"] = no_grad_values["entropy"]
         return loss, metrics
-
-
-def _project(head: nn.Module, hidden: Tensor) -> Tensor:
-    """Output projection of one chunk, upcast to float32 (whatever the autocast/param dtype)."""
-    return head(hidden).float()
-
-
-def entropy(logits: Tensor) -> Tensor:
-    """``[n, V] -> [n]`` entropy of ``softmax(logits)`` in nats, without keeping extra copies."""
-    logp = torch.log_softmax(logits.float(), dim=-1)
-    return -(logp.exp() * logp).sum(-1)
-
-
-def gold_logprob(logits: Tensor, targets: Tensor) -> Tensor:
-    """``[n, V], [n] -> [n]`` log-softmax of the logits at the gold tokens (differentiable)."""
-    return logits.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)

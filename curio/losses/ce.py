@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from curio.losses.base import TokenLoss, gold_logprob
+from curio.losses.base import TokenLoss
+from curio.ops import target_logprob
 
 
 class CrossEntropyLoss(TokenLoss):
@@ -13,5 +14,5 @@ class CrossEntropyLoss(TokenLoss):
     def token_losses(
         self, logits: Tensor, targets: Tensor, teacher: dict[str, Tensor]
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        ce = -gold_logprob(logits, targets)
+        ce = -target_logprob(logits, targets)
         return ce, {"ce": ce}

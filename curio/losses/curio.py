@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from curio.losses.base import Aggregation, TokenLoss, entropy, gold_logprob
+from curio.losses.base import TeacherChunk, TokenLoss
+from curio.ops import entropy, target_logprob
 from curio.temperature import TemperatureRule
 
 
@@ -21,13 +22,13 @@ class CurioLoss(TokenLoss):
     (w < 1 where the student is already more confident than its heated teacher, w > 1 where it is
     less; the per-token optimum is p* = min(1, e * q)).
 
-    The teacher's ``[n, V]`` logits are reduced to ``[n]`` vectors in :meth:`teacher_stats` before
-    the student's chunk runs, so the backward pass keeps nothing of the teacher but ``log q_t``.
+    The teacher's ``[n, V]`` logits are reduced to ``[n]`` vectors in :meth:`teacher_stats`, so the
+    backward pass keeps nothing of the teacher but ``log q_t``.
 
     Args:
         temperature: the rule choosing tau_t (``conf/temp/``: entropy_guided or fixed).
         lam: lambda, the weight of the k2 term (authors: 1).
-        chunk_size, aggregation: see :class:`~curio.losses.base.TokenLoss`.
+        chunk_size: see :class:`~curio.losses.base.TokenLoss`.
 
     Metrics: ``ce``, ``k2`` (1/2 (log p - log q)^2), ``w`` (the gradient weight above), and from the
     teacher ``logq``, ``tau``, ``teacher_entropy`` (full vocabulary, T = 1), ``tau_gated``,
@@ -36,26 +37,18 @@ class CurioLoss(TokenLoss):
 
     needs_teacher = True
 
-    def __init__(
-        self,
-        temperature: TemperatureRule,
-        lam: float = 1.0,
-        chunk_size: int | None = 1024,
-        aggregation: Aggregation = "step_token_mean",
-    ):
-        super().__init__(chunk_size=chunk_size, aggregation=aggregation)
+    def __init__(self, temperature: TemperatureRule, lam: float = 1.0, chunk_size: int | None = 1024):
+        super().__init__(chunk_size=chunk_size)
         if lam < 0:
             raise ValueError(f"loss.lam must be >= 0, got {lam}")
         self.temperature = temperature
         self.lam = lam
 
-    def teacher_stats(
-        self, teacher_logits: Tensor, targets: Tensor, teacher_entropy: Tensor | None = None
-    ) -> dict[str, Tensor]:
-        z = teacher_logits.float()
-        h = entropy(z) if teacher_entropy is None else teacher_entropy
+    def teacher_stats(self, teacher: TeacherChunk, targets: Tensor) -> dict[str, Tensor]:
+        z = teacher.logits
+        h = entropy(z) if teacher.entropy is None else teacher.entropy
         temp = self.temperature(z, h)
-        logq = gold_logprob(z / temp.tau[:, None], targets)
+        logq = target_logprob(z / temp.tau[:, None], targets)
         return {
             "logq": logq,
             "tau": temp.tau,
@@ -68,7 +61,7 @@ class CurioLoss(TokenLoss):
     def token_losses(
         self, logits: Tensor, targets: Tensor, teacher: dict[str, Tensor]
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        logp = gold_logprob(logits, targets)
+        logp = target_logprob(logits, targets)
         gap = logp - teacher["logq"]
         k2 = 0.5 * gap.square()
         return -logp + self.lam * k2, {"ce": -logp, "k2": k2, "w": 1 - self.lam * gap}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from curio.losses.base import TokenLoss, gold_logprob
+from curio.losses.base import TokenLoss
+from curio.ops import target_logprob
 
 
 class DFTLoss(TokenLoss):
@@ -17,6 +18,6 @@ class DFTLoss(TokenLoss):
     def token_losses(
         self, logits: Tensor, targets: Tensor, teacher: dict[str, Tensor]
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        logp = gold_logprob(logits, targets)
+        logp = target_logprob(logits, targets)
         weight = logp.detach().exp()
         return -weight * logp, {"ce": -logp, "dft_weight": weight}

@@ -7,7 +7,8 @@ import math
 import torch
 from torch import Tensor
 
-from curio.losses.base import Aggregation, TokenLoss
+from curio.losses.base import TokenLoss
+from curio.ops import entropy, target_logprob
 
 
 class EntropyRegularizedLoss(TokenLoss):
@@ -26,7 +27,7 @@ class EntropyRegularizedLoss(TokenLoss):
             it explode) and the spec gives no default; 0.01 is a starting point to sweep from.
         top_fraction: rho in (0, 1], or None for the bonus on every token (the paper's ablation
             variant uses 0.2).
-        chunk_size, aggregation: see :class:`~curio.losses.base.TokenLoss`.
+        chunk_size: see :class:`~curio.losses.base.TokenLoss`.
 
     Metrics: ``ce`` (``-log p_t``), ``entropy`` (``H_t``), ``entropy_bonus`` (``beta * m_t * H_t``,
     the amount subtracted from the token's loss).
@@ -37,9 +38,8 @@ class EntropyRegularizedLoss(TokenLoss):
         beta: float = 0.01,
         top_fraction: float | None = None,
         chunk_size: int | None = 1024,
-        aggregation: Aggregation = "step_token_mean",
     ):
-        super().__init__(chunk_size=chunk_size, aggregation=aggregation)
+        super().__init__(chunk_size=chunk_size)
         if top_fraction is not None and not 0 < top_fraction <= 1:
             raise ValueError(f"loss.top_fraction must be in (0, 1] or null, got {top_fraction}")
         self.beta = beta
@@ -48,9 +48,8 @@ class EntropyRegularizedLoss(TokenLoss):
     def token_losses(
         self, logits: Tensor, targets: Tensor, teacher: dict[str, Tensor]
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        logp_all = torch.log_softmax(logits, dim=-1)  # one pass serves both terms
-        ent = -(logp_all.exp() * logp_all).sum(-1)
-        ce = -logp_all.gather(-1, targets[:, None]).squeeze(-1)
+        ent = entropy(logits)
+        ce = -target_logprob(logits, targets)
         return torch.stack([ce, ent], dim=-1), {"ce": ce, "entropy": ent}
 
     def finish(self, losses: Tensor, metrics: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:

@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
+from curio.dtypes import parse_dtype
+
 log = logging.getLogger(__name__)
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -36,15 +38,6 @@ def read_chat_template(template: str) -> str:
     return template
 
 
-def _dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
-    if dtype is None or isinstance(dtype, torch.dtype):
-        return dtype
-    value = getattr(torch, str(dtype), None)
-    if not isinstance(value, torch.dtype):
-        raise ValueError(f"model dtype {dtype!r} is not a torch dtype (e.g. float32, bfloat16)")
-    return value
-
-
 def load_causal_lm(
     name_or_path: str,
     dtype: str | None = "float32",
@@ -60,7 +53,7 @@ def load_causal_lm(
     """
     model = AutoModelForCausalLM.from_pretrained(
         name_or_path,
-        dtype=_dtype(dtype),
+        dtype=parse_dtype(dtype, "dtype"),
         trust_remote_code=trust_remote_code,
         attn_implementation=attn_implementation,
         revision=revision,
@@ -81,7 +74,7 @@ def build_causal_lm(
     hf_config = AutoConfig.for_model(model_type, **config)
     if attn_implementation is not None:
         hf_config._attn_implementation = attn_implementation
-    model = AutoModelForCausalLM.from_config(hf_config, dtype=_dtype(dtype))
+    model = AutoModelForCausalLM.from_config(hf_config, dtype=parse_dtype(dtype, "model.net.dtype"))
     check_supported(model)
     return model
 

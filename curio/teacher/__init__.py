@@ -4,11 +4,11 @@ Every teacher is an ``nn.Module``: registered on the LightningModule, its frozen
 model is part of the state dict and therefore of every checkpoint.
 """
 
-from curio.teacher.base import Teacher
+from curio.teacher.base import CopyTeacher, Teacher
 from curio.teacher.ema import EmaTeacher
 from curio.teacher.frozen import FrozenTeacher
 from curio.teacher.lagged import LaggedTeacher
 from curio.teacher.live import LiveTeacher
 from curio.teacher.sync import lerp_
 
-__all__ = ["EmaTeacher", "FrozenTeacher", "LaggedTeacher", "LiveTeacher", "Teacher", "lerp_"]
+__all__ = ["CopyTeacher", "EmaTeacher", "FrozenTeacher", "LaggedTeacher", "LiveTeacher", "Teacher", "lerp_"]

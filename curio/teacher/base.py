@@ -1,48 +1,89 @@
-"""What every teacher offers the training loop."""
+"""What every teacher offers the training loop, and the teacher that is a copy of the student."""
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+from curio.dtypes import parse_dtype
+from curio.losses.base import TeacherChunk, TeacherLogits
+from curio.ops import project
 
 
 class Teacher(nn.Module):
-    """A frozen copy of the student, taken at :meth:`attach`, optionally synced toward it.
+    """A teacher for losses that read one (``loss.needs_teacher``; spec section 4).
 
     The training loop calls, in this order:
 
     1. :meth:`attach` once, with the student at its start weights (before any sharding, so that
-       the teacher can be sharded like the student);
+       a copy can be sharded like the student);
     2. :meth:`before_optimizer_step` before the teacher pass of every optimizer step;
-    3. :meth:`hidden_states` and :attr:`head` to get the teacher's ``[B, T, H]`` final hidden states
-       and output layer (the loss projects them to logits chunk by chunk).
+    3. :meth:`at_loss_positions` every micro-batch: the teacher at the loss positions, as the loss
+       reads it (:class:`~curio.losses.base.TeacherLogits`).
+
+    Args:
+        fp32_logits: compute the teacher's logits (from which the loss takes tau, the gate
+            entropy and log q) with the output projection in float32, outside autocast: spec
+            section 5's intended math. False projects in the compute dtype (bf16 under
+            ``trainer=gpu``) and upcasts afterwards, as the authors' bf16 run did.
+    """
+
+    def __init__(self, fp32_logits: bool = True):
+        super().__init__()
+        self.fp32_logits = fp32_logits
+
+    def attach(self, student: nn.Module) -> None:
+        """Called once with the student at its start weights; the default keeps nothing."""
+
+    def before_optimizer_step(self, step: int, student: nn.Module) -> bool:
+        """Update the teacher before the teacher pass of optimizer step ``step`` (1-indexed).
+
+        Returns:
+            whether the teacher changed.
+        """
+        return False
+
+    def at_loss_positions(
+        self, model_inputs: dict[str, Tensor], mask: Tensor, student_hidden: Tensor, student_head: nn.Module
+    ) -> TeacherLogits:
+        """The teacher at one micro-batch's loss positions.
+
+        Args:
+            model_inputs: what the student's decoder was called with (``input_ids``,
+                ``attention_mask``, ...): a teacher model sees exactly the student's layout.
+            mask: ``[B, T]`` bool, the loss positions.
+            student_hidden: ``[N, H]`` the student's final hidden states there.
+            student_head: the student's output layer.
+        """
+        raise NotImplementedError
+
+
+class CopyTeacher(Teacher):
+    """A frozen copy of the student, taken at :meth:`attach`, never synced (subclasses sync it).
 
     The copy stays in eval mode (no dropout) even when the LightningModule calls ``train()``, and
     none of its parameters requires grad, so an optimizer built from the trainable parameters
-    never sees it.
+    never sees it. Being a submodule, it is in the state dict and therefore in every checkpoint.
 
     Args:
         dtype: ``null`` (keep the student's dtype) or ``float32`` / ``bfloat16`` / ``float16``
             for the copy's parameters. Buffers keep their dtype (e.g. rotary frequencies stay
             float32), so the teacher's positions match the student's.
+        fp32_logits: see :class:`Teacher`.
     """
 
-    #: True when the teacher is the student itself (no copy, no extra forward).
-    is_live: bool = False
-
-    def __init__(self, dtype: str | None = None):
-        super().__init__()
-        if dtype is not None and dtype not in _DTYPES:
-            raise ValueError(f"teacher.dtype must be null or one of {list(_DTYPES)}, got {dtype!r}")
-        self.param_dtype = None if dtype is None else _DTYPES[dtype]
+    def __init__(self, dtype: str | None = None, fp32_logits: bool = True):
+        super().__init__(fp32_logits=fp32_logits)
+        self.param_dtype = parse_dtype(dtype, "teacher.dtype")
         self.model: nn.Module | None = None
 
     def attach(self, student: nn.Module) -> None:
-        """Take a frozen copy of ``student`` (a ``transformers.PreTrainedModel``)."""
+        """Take a frozen copy of ``student`` (a ``transformers.PreTrainedModel``), once."""
+        if self.model is not None:  # configure_model runs again for validate/test
+            return
         model = copy.deepcopy(student)
         model.requires_grad_(False)
         for p in model.parameters():
@@ -52,42 +93,30 @@ class Teacher(nn.Module):
                 p.data = p.data.to(self.param_dtype)
         self.model = model.eval()
 
-    @property
-    def is_attached(self) -> bool:
-        """Whether :meth:`attach` has run (the loop attaches once, before restoring a checkpoint)."""
-        return self.model is not None
-
-    @property
-    def head(self) -> nn.Module | None:
-        """The teacher's output layer (``[n, H] -> [n, V]``), or None before :meth:`attach`."""
-        return None if self.model is None else self.model.get_output_embeddings()
-
     @torch.no_grad()
-    def hidden_states(
-        self, input_ids: Tensor, attention_mask: Tensor | None = None, **model_kwargs
-    ) -> Tensor:
-        """``[B, T] -> [B, T, H]`` the teacher's final hidden states (after the final norm).
-
-        Extra keyword arguments (e.g. ``position_ids`` for packed batches) go to the decoder.
-        """
+    def at_loss_positions(
+        self, model_inputs: dict[str, Tensor], mask: Tensor, student_hidden: Tensor, student_head: nn.Module
+    ) -> TeacherLogits:
         if self.model is None:
-            raise RuntimeError("teacher.hidden_states called before teacher.attach(student)")
+            raise RuntimeError("teacher.at_loss_positions called before teacher.attach(student)")
         # base_model is the decoder without the output layer, as for the student's own pass.
-        out = self.model.base_model(
-            input_ids=input_ids, attention_mask=attention_mask, use_cache=False, **model_kwargs
-        )
-        return out.last_hidden_state
+        hidden = self.model.base_model(**model_inputs, use_cache=False).last_hidden_state
+        return ProjectedLogits(hidden[mask], self.model.get_output_embeddings(), self.fp32_logits)
 
-    def before_optimizer_step(self, step: int, student: nn.Module) -> bool:
-        """Update the copy before the teacher pass of optimizer step ``step`` (1-indexed).
-
-        Returns:
-            whether the teacher changed.
-        """
-        return False
-
-    def train(self, mode: bool = True) -> Teacher:
+    def train(self, mode: bool = True) -> CopyTeacher:
         super().train(mode)
         if self.model is not None:
             self.model.eval()
         return self
+
+
+@dataclass
+class ProjectedLogits:
+    """A teacher's hidden states at the loss positions, projected chunk by chunk by its own head."""
+
+    hidden: Tensor  # [N, H], no grad
+    head: nn.Module
+    fp32: bool
+
+    def __call__(self, rows: slice, student_logits: Tensor, student_entropy: Tensor) -> TeacherChunk:
+        return TeacherChunk(project(self.head, self.hidden[rows], float32=self.fp32))

@@ -12,8 +12,8 @@ class EmaTeacher(LaggedTeacher):
 
     Args:
         alpha: weight of the student in each update (e.g. 0.01).
-        dtype: see :class:`~curio.teacher.base.Teacher`.
+        dtype, fp32_logits: see :class:`~curio.teacher.base.CopyTeacher`.
     """
 
-    def __init__(self, alpha: float = 0.01, dtype: str | None = None):
-        super().__init__(sync_every=1, alpha=alpha, dtype=dtype)
+    def __init__(self, alpha: float = 0.01, dtype: str | None = None, fp32_logits: bool = True):
+        super().__init__(sync_every=1, alpha=alpha, dtype=dtype, fp32_logits=fp32_logits)

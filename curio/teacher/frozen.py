@@ -1,11 +1,11 @@
 """The start model, never synced (spec section 4, ``frozen``)."""
 
-from curio.teacher.base import Teacher
+from curio.teacher.base import CopyTeacher
 
 
-class FrozenTeacher(Teacher):
+class FrozenTeacher(CopyTeacher):
     """A frozen copy of the start checkpoint for the whole run.
 
     Args:
-        dtype: see :class:`~curio.teacher.base.Teacher`.
+        dtype, fp32_logits: see :class:`~curio.teacher.base.CopyTeacher`.
     """

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from torch import nn
 
-from curio.teacher.base import Teacher
+from curio.teacher.base import CopyTeacher
 from curio.teacher.sync import lerp_, paired_tensors
 
 
-class LaggedTeacher(Teacher):
+class LaggedTeacher(CopyTeacher):
     """Every ``sync_every`` optimizer steps, ``phi <- (1 - alpha) phi + alpha theta``.
 
     alpha weights the *student*: with the default 0.99 the teacher is the student of at most
@@ -20,11 +20,11 @@ class LaggedTeacher(Teacher):
     Args:
         sync_every: optimizer steps between syncs (authors: 5).
         alpha: weight of the student in each sync (authors: 0.99).
-        dtype: see :class:`~curio.teacher.base.Teacher`.
+        dtype, fp32_logits: see :class:`~curio.teacher.base.CopyTeacher`.
     """
 
-    def __init__(self, sync_every: int = 5, alpha: float = 0.99, dtype: str | None = None):
-        super().__init__(dtype=dtype)
+    def __init__(self, sync_every: int = 5, alpha: float = 0.99, dtype: str | None = None, fp32_logits: bool = True):
+        super().__init__(dtype=dtype, fp32_logits=fp32_logits)
         if sync_every < 1:
             raise ValueError(f"teacher.sync_every must be >= 1, got {sync_every}")
         if not 0 <= alpha <= 1:

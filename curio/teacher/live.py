@@ -2,32 +2,43 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import Tensor, nn
 
+from curio.losses.base import TeacherChunk, TeacherLogits
+from curio.ops import computes_in_float32, project
 from curio.teacher.base import Teacher
 
 
 class LiveTeacher(Teacher):
     """The teacher's logits are the student's own at this step, detached.
 
-    The training loop sets ``LossInputs.teacher_is_student``: the loss reduces each chunk of the
-    student's logits to the teacher's statistics (detached) in the same projection; this class
-    holds no weights.
+    The loss reads them off each chunk of the student's logits (no second decoder pass, no second
+    projection), with their entropy, which it computes anyway. Only when the student's projection
+    is not float32 (bf16 autocast) and ``fp32_logits`` is set does the teacher project the
+    student's hidden states again, in float32. Holds no weights.
+
+    Args:
+        fp32_logits: see :class:`~curio.teacher.base.Teacher`.
     """
 
-    is_live = True
+    def at_loss_positions(
+        self, model_inputs: dict[str, Tensor], mask: Tensor, student_hidden: Tensor, student_head: nn.Module
+    ) -> TeacherLogits:
+        return StudentLogits(student_hidden.detach(), student_head, self.fp32_logits)
 
-    def __init__(self):
-        super().__init__(dtype=None)
 
-    @property
-    def is_attached(self) -> bool:
-        return True
+@dataclass
+class StudentLogits:
+    """The student's own chunk logits, detached, as the teacher's."""
 
-    def attach(self, student: nn.Module) -> None:
-        """Nothing to copy."""
+    hidden: Tensor  # [N, H] the student's, detached
+    head: nn.Module
+    fp32: bool
 
-    def hidden_states(
-        self, input_ids: Tensor, attention_mask: Tensor | None = None, **model_kwargs
-    ) -> Tensor:
-        raise RuntimeError("a live teacher has no model: use the student's detached hidden states")
+    def __call__(self, rows: slice, student_logits: Tensor, student_entropy: Tensor) -> TeacherChunk:
+        hidden = self.hidden[rows]
+        if self.fp32 and not computes_in_float32(self.head, hidden):
+            return TeacherChunk(project(self.head, hidden, float32=True))
+        return TeacherChunk(student_logits.detach(), student_entropy)

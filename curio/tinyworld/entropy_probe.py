@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from curio.losses.base import entropy
+from curio.ops import entropy
 from curio.tinyworld.labels import TokenLabel, label_response
 
 

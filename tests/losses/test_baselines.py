@@ -6,9 +6,9 @@ import math
 
 import pytest
 import torch
-from tests.losses.test_losses import make_case, run_module
 
 from curio.losses import DFTLoss, EntropyRegularizedLoss
+from tests.losses.cases import make_case, run_module
 
 
 @pytest.mark.parametrize(

@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
-from tests.losses.loss_reference import log_softmax64
-from tests.losses.test_losses import NORMALIZER, make_case, run_module
 
-from curio.losses import CrossEntropyLoss, CurioLoss, LossInputs
+from curio.losses import CrossEntropyLoss, CurioLoss, LossInputs, TeacherChunk
+from curio.teacher.base import ProjectedLogits
+from curio.teacher.live import StudentLogits
 from curio.temperature import EntropyGuidedTemperature, FixedTemperature
+from tests.losses.cases import NORMALIZER, make_case, run_module
+from tests.losses.loss_reference import log_softmax64
 
 
 @pytest.mark.parametrize("lam", [1.0, 0.3])
@@ -48,7 +50,7 @@ def test_teacher_stats() -> None:
     """log q over the full vocabulary at the chosen tau; teacher entropy at T = 1; flags as 0/1."""
     z = torch.randn(9, 700) * torch.tensor([0.01, 1, 2, 4, 8, 12, 20, 30, 50])[:, None]
     y = torch.randint(700, (9,))
-    stats = CurioLoss(EntropyGuidedTemperature()).teacher_stats(z, y)
+    stats = CurioLoss(EntropyGuidedTemperature()).teacher_stats(TeacherChunk(z), y)
     for t in range(9):
         zt = z[t].double()
         logq = log_softmax64(zt / stats["tau"][t].item())[y[t]]
@@ -64,7 +66,8 @@ def test_metrics_and_live_teacher() -> None:
     """With the live teacher (teacher = student, detached) log q is the student heated by tau."""
     case = make_case(20)
     loss = CurioLoss(FixedTemperature(tau=1.0), chunk_size=8)
-    out = loss(LossInputs(case.hidden, case.targets, case.head, 1.0, case.hidden.detach(), case.head))
+    teacher = ProjectedLogits(case.hidden.detach(), case.head, fp32=True)
+    out = loss(LossInputs(case.hidden, case.targets, case.head, teacher))
     m = out.token_metrics
     teacher_keys = {"logq", "tau", "teacher_entropy", "tau_gated", "tau_at_min", "tau_at_max"}
     assert set(m) == {"ce", "k2", "w", "entropy"} | teacher_keys
@@ -72,7 +75,7 @@ def test_metrics_and_live_teacher() -> None:
     # tau = 1 and teacher = student: q = p, so k2 = 0, w = 1, loss = CE.
     torch.testing.assert_close(m["logq"], -m["ce"], rtol=1e-6, atol=1e-5)
     torch.testing.assert_close(m["w"], torch.ones(20), rtol=0, atol=1e-4)
-    torch.testing.assert_close(out.loss, m["ce"].sum(), rtol=1e-6, atol=0)
+    torch.testing.assert_close(out.loss_sum, m["ce"].sum(), rtol=1e-6, atol=0)
     torch.testing.assert_close(m["teacher_entropy"], m["entropy"], rtol=1e-5, atol=1e-5)
 
 
@@ -83,25 +86,21 @@ def test_needs_teacher_and_validation() -> None:
 
 
 @pytest.mark.parametrize("chunk_size", [None, 8, 64])
-def test_live_fast_path_equals_an_explicit_detached_teacher(chunk_size) -> None:
-    """``teacher_is_student`` (teacher stats from the student's own chunk logits) gives the same
-    loss, gradients and metrics as handing the loss ``hidden.detach()`` and the student's head."""
+def test_live_teacher_equals_an_explicit_detached_copy(chunk_size) -> None:
+    """The live teacher (statistics from the student's own chunk logits and entropy) gives the same
+    loss, gradients and metrics as a teacher projecting ``hidden.detach()`` with the student's head."""
     case = make_case(37)
     loss = CurioLoss(EntropyGuidedTemperature(top_k=16), chunk_size=chunk_size)
     results = []
-    for fast in (True, False):
+    for live in (True, False):
         hidden = case.hidden.detach().clone().requires_grad_(True)
         case.head.zero_grad()
-        inputs = LossInputs(hidden, case.targets, case.head, 37.0)
-        if fast:
-            inputs.teacher_is_student = True
-        else:
-            inputs.teacher_hidden, inputs.teacher_head = hidden.detach(), case.head
-        out = loss(inputs)
-        out.loss.backward()
+        teacher = (StudentLogits if live else ProjectedLogits)(hidden.detach(), case.head, True)
+        out = loss(LossInputs(hidden, case.targets, case.head, teacher))
+        out.loss_sum.backward()
         results.append((out, hidden.grad.clone(), case.head.weight.grad.clone()))
     (fast, fast_h, fast_w), (slow, slow_h, slow_w) = results
-    torch.testing.assert_close(fast.loss, slow.loss, rtol=0, atol=0)
+    torch.testing.assert_close(fast.loss_sum, slow.loss_sum, rtol=0, atol=0)
     torch.testing.assert_close(fast_h, slow_h, rtol=0, atol=0)
     torch.testing.assert_close(fast_w, slow_w, rtol=0, atol=0)
     assert fast.token_metrics.keys() == slow.token_metrics.keys()
@@ -127,9 +126,9 @@ def test_live_teacher_costs_no_extra_output_projection() -> None:
 
     def matmuls(loss_fn, live):
         hidden = case.hidden.detach().clone().requires_grad_(True)
-        inputs = LossInputs(hidden, case.targets, case.head, 24.0, teacher_is_student=live)
+        teacher = StudentLogits(hidden.detach(), case.head, fp32=True) if live else None
         with _CountMatmuls() as counter:
-            loss_fn(inputs).loss.backward()
+            loss_fn(LossInputs(hidden, case.targets, case.head, teacher)).loss_sum.backward()
         return counter.count
 
     ce = matmuls(CrossEntropyLoss(chunk_size=8), live=False)

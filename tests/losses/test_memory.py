@@ -8,6 +8,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from curio.losses import CurioLoss, LossInputs
+from curio.teacher.base import ProjectedLogits
 from curio.temperature import EntropyGuidedTemperature
 
 VOCAB = 151_936  # Qwen2.5
@@ -34,20 +35,14 @@ def test_curio_loss_peak_tensor_is_one_chunk_of_logits() -> None:
     n_tokens = 3 * CHUNK
     head, teacher_head = nn.Linear(HIDDEN, VOCAB, bias=False), nn.Linear(HIDDEN, VOCAB, bias=False)
     hidden = torch.randn(n_tokens, HIDDEN, requires_grad=True)
-    inputs = LossInputs(
-        hidden=hidden,
-        targets=torch.randint(VOCAB, (n_tokens,)),
-        head=head,
-        normalizer=float(n_tokens),
-        teacher_hidden=torch.randn(n_tokens, HIDDEN) * 3,
-        teacher_head=teacher_head,
-    )
+    teacher = ProjectedLogits(torch.randn(n_tokens, HIDDEN) * 3, teacher_head, fp32=True)
+    inputs = LossInputs(hidden=hidden, targets=torch.randint(VOCAB, (n_tokens,)), head=head, teacher=teacher)
     loss_fn = CurioLoss(EntropyGuidedTemperature(), chunk_size=CHUNK)
 
     with LargestFloat32() as forward:
         out = loss_fn(inputs)
     with LargestFloat32() as backward:
-        out.loss.backward()
+        out.loss_sum.backward()
 
     limit = CHUNK * VOCAB
     assert forward.numel == limit, (forward.numel, forward.op)  # the logits of one chunk, no more

@@ -104,7 +104,7 @@ def test_teacher_is_frozen_in_eval_and_in_the_state_dict() -> None:
     holder = Holder(LaggedTeacher())
     holder.train()
     assert holder.model.training and not holder.teacher.model.training
-    assert holder.teacher.is_attached and not holder.teacher.is_live
+    assert holder.teacher.model is not None
     teacher_params = {id(p) for p in holder.teacher.parameters()}
     assert teacher_params and all(not p.requires_grad for p in holder.teacher.parameters())
     assert not teacher_params & {id(p) for p in holder.parameters() if p.requires_grad}
@@ -125,36 +125,31 @@ def test_curio_loss_with_a_teacher_trains_only_the_student() -> None:
     mask = torch.ones_like(ids, dtype=torch.bool)
     mask[:, :3] = False  # the prompt
     hidden = holder.model.base_model(input_ids=ids).last_hidden_state[mask]
+    teacher = holder.teacher.at_loss_positions({"input_ids": ids}, mask, hidden, holder.model.lm_head)
     loss = CurioLoss(EntropyGuidedTemperature(), chunk_size=3)(
-        LossInputs(
-            hidden=hidden,
-            targets=ids[mask],
-            head=holder.model.lm_head,
-            normalizer=float(mask.sum()),
-            teacher_hidden=holder.teacher.hidden_states(ids)[mask],
-            teacher_head=holder.teacher.head,
-        )
+        LossInputs(hidden=hidden, targets=ids[mask], head=holder.model.lm_head, teacher=teacher)
     )
-    loss.loss.backward()
+    loss.loss_sum.backward()
     assert all(p.grad is not None for p in holder.model.parameters())
     assert all(p.grad is None for p in holder.teacher.parameters())
     # Every token is heated by at least tau_min.
     assert (loss.token_metrics["tau"] >= 1.1).all()
 
 
-def test_hidden_states_and_head() -> None:
+def test_copy_teacher_logits_at_the_loss_positions() -> None:
     student = tiny_llama().eval()
     teacher = LaggedTeacher()
     teacher.attach(student)
     ids = torch.randint(64, (2, 7))
-    mask = torch.ones_like(ids)
-    hidden = teacher.hidden_states(ids, mask)
-    assert hidden.shape == (2, 7, 32) and not hidden.requires_grad
+    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    mask = torch.rand(2, 7) > 0.3
+    view = teacher.at_loss_positions(inputs, mask, torch.empty(0), student.lm_head)
+    chunk = view(slice(1, 4), torch.empty(0), torch.empty(0))
+    assert chunk.logits.shape == (3, 64) and chunk.entropy is None and not chunk.logits.requires_grad
     with torch.no_grad():
-        expected = student.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
-        torch.testing.assert_close(hidden, expected)
-        torch.testing.assert_close(teacher.head(hidden), student(input_ids=ids, attention_mask=mask).logits)
-    assert teacher.head is not student.lm_head
+        expected = student(**inputs).logits[mask][1:4]
+    torch.testing.assert_close(chunk.logits, expected)
+    assert teacher.model.lm_head is not student.lm_head
 
 
 def test_bfloat16_teacher() -> None:
@@ -163,7 +158,10 @@ def test_bfloat16_teacher() -> None:
     teacher.attach(student)
     assert all(p.dtype == torch.bfloat16 for p in teacher.model.parameters())
     assert teacher.model.model.rotary_emb.inv_freq.dtype == torch.float32  # buffers keep theirs
-    assert teacher.hidden_states(torch.randint(64, (1, 5))).dtype == torch.bfloat16
+    ids = torch.randint(64, (1, 5))
+    view = teacher.at_loss_positions({"input_ids": ids}, torch.ones(1, 5, dtype=torch.bool), torch.empty(0), None)
+    assert view.hidden.dtype == torch.bfloat16
+    assert view(slice(0, 5), torch.empty(0), torch.empty(0)).logits.dtype == torch.float32
     before = {k: v.float() for k, v in snapshot(teacher.model).items()}
     perturb_(student)
     assert teacher.before_optimizer_step(2, student)
@@ -190,15 +188,17 @@ def test_mismatched_student_is_refused() -> None:
         teacher.before_optimizer_step(2, nn.Linear(2, 2))
 
 
-def test_live_teacher_holds_nothing() -> None:
+def test_live_teacher_holds_nothing_and_reads_the_student() -> None:
     teacher = LiveTeacher()
     student = tiny_llama()
     teacher.attach(student)
-    assert teacher.is_live and teacher.is_attached and teacher.model is None and teacher.head is None
     assert not teacher.before_optimizer_step(6, student)
-    assert len(teacher.state_dict()) == 0
-    with pytest.raises(RuntimeError, match="live teacher"):
-        teacher.hidden_states(torch.zeros(1, 2, dtype=torch.long))
+    assert len(teacher.state_dict()) == 0 and len(list(teacher.parameters())) == 0
+    hidden = torch.randn(5, 32, requires_grad=True)
+    view = teacher.at_loss_positions({}, torch.ones(1, 5, dtype=torch.bool), hidden, student.lm_head)
+    logits, entropy = student.lm_head(hidden), torch.rand(5)
+    chunk = view(slice(0, 5), logits, entropy)
+    assert torch.equal(chunk.logits, logits) and chunk.entropy is entropy and not chunk.logits.requires_grad
 
 
 @pytest.mark.parametrize(
@@ -207,7 +207,7 @@ def test_live_teacher_holds_nothing() -> None:
         (lambda: LaggedTeacher(sync_every=0), "teacher.sync_every must be >= 1"),
         (lambda: LaggedTeacher(alpha=1.5), r"teacher.alpha must be in \[0, 1\]"),
         (lambda: EmaTeacher(alpha=-0.1), r"teacher.alpha must be in \[0, 1\]"),
-        (lambda: FrozenTeacher(dtype="int8"), "teacher.dtype must be null or one of"),
+        (lambda: FrozenTeacher(dtype="int8"), "teacher.dtype='int8': choose null or one of"),
     ],
 )
 def test_validation(factory, message: str) -> None:
@@ -217,8 +217,8 @@ def test_validation(factory, message: str) -> None:
 
 def test_unattached_teacher_explains() -> None:
     teacher = LaggedTeacher()
-    assert not teacher.is_attached and teacher.head is None
+    assert teacher.model is None
     with pytest.raises(RuntimeError, match="before teacher.attach"):
-        teacher.hidden_states(torch.zeros(1, 2, dtype=torch.long))
+        teacher.at_loss_positions({"input_ids": torch.zeros(1, 2, dtype=torch.long)}, None, None, None)
     with pytest.raises(RuntimeError, match="before teacher.attach"):
         teacher.before_optimizer_step(6, tiny_llama())

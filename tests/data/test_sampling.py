@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from curio.data.collate import IGNORE, Collator
-from curio.data.sampling import StepWindowSampler
+from curio.data.sampling import StepLayout, StepWindowSampler
 from curio.errors import ConfigError
 from curio.schedule import warmup_cosine_factor
 
@@ -14,9 +14,9 @@ LENGTHS = [(i * 37) % 101 + 5 for i in range(103)]
 LOSS_TOKENS = [n // 2 for n in LENGTHS]
 
 
-def sampler(**kw):
-    args = dict(lengths=LENGTHS, loss_tokens=LOSS_TOKENS, micro_batch_size=3, accumulate=2, seed=7)
-    return StepWindowSampler(**{**args, **kw})
+def sampler(micro_batch_size=3, accumulate=2, world_size=1, **kw):
+    layout = StepLayout(micro_batch_size, accumulate, world_size)
+    return StepWindowSampler(**{"lengths": LENGTHS, "loss_tokens": LOSS_TOKENS, "layout": layout, "seed": 7, **kw})
 
 
 def test_deterministic_per_seed_and_epoch():
@@ -56,6 +56,13 @@ def test_length_grouping_cuts_padding():
 def test_batch_larger_than_data_is_a_clear_error():
     with pytest.raises(ConfigError, match="needs 120 sequences.*only 103"):
         sampler(micro_batch_size=20, accumulate=3, world_size=2)
+
+
+def test_step_layout_is_the_one_place_the_step_window_is_counted():
+    layout = StepLayout(micro_batch_size=3, accumulate=4, world_size=2)
+    assert layout.sequences == 24 and layout.steps(100) == 4 and layout.steps(23) == 0
+    with pytest.raises(ConfigError, match=r"data.micro_batch_size=0: must be an integer >= 1"):
+        StepLayout(micro_batch_size=0)
 
 
 def test_collate_pads_right_and_shifts_labels():

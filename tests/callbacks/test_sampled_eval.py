@@ -9,8 +9,6 @@ import pytest
 
 from curio.callbacks.sampled_eval import SampledEval
 from curio.train import train
-from tests.conftest import FAST, compose_config
-from tests.test_generation import write_tiny_world
 
 QUIET = ["~callbacks.model_checkpoint", "~callbacks.hf_export", "~callbacks.token_plots", "data.val_size=0"]
 
@@ -20,8 +18,9 @@ def metric_rows(run_dir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def test_training_run_logs_sampled_validation_every_2_steps(tmp_path, monkeypatch):
-    assets = write_tiny_world(tmp_path / "assets")
+def test_training_run_logs_sampled_validation_every_2_steps(tmp_path, monkeypatch, compose_cfg, fast,
+                                                            tiny_world_tests):
+    assets = tiny_world_tests
     seen: list[tuple[int, bool, bool]] = []
     evaluate = SampledEval.evaluate
 
@@ -31,7 +30,7 @@ def test_training_run_logs_sampled_validation_every_2_steps(tmp_path, monkeypatc
         return metrics
 
     monkeypatch.setattr(SampledEval, "evaluate", spy)
-    cfg = compose_config(FAST + QUIET + [
+    cfg = compose_cfg(fast + QUIET + [
         "callbacks=with_sampled_eval", f"paths.assets_dir={assets}",
         "callbacks.sampled_eval.every_n_steps=2", "callbacks.sampled_eval.sampling.n=2",
         "callbacks.sampled_eval.sampling.max_new_tokens=8",
@@ -49,7 +48,7 @@ def test_training_run_logs_sampled_validation_every_2_steps(tmp_path, monkeypatc
     assert seen == [(1, True, False), (2, True, False)]
 
     # Sampling used its own RNG: the training losses are those of a run without the callback.
-    train(compose_config(FAST + QUIET, tmp_path / "without"))
+    train(compose_cfg(fast + QUIET, tmp_path / "without"))
     losses = [[r["train/loss"] for r in metric_rows(tmp_path / run) if r.get("train/loss")]
               for run in ("with", "without")]
     assert losses[0] == losses[1] and len(losses[0]) == 4

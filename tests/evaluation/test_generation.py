@@ -7,55 +7,21 @@ float64 copy of it, one unpadded prompt at a time, with a plain greedy loop.
 from __future__ import annotations
 
 import copy
-import json
-from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
-from curio.config import CONF_DIR
 from curio.errors import ConfigError
-from curio.evaluation.generation import EntropyRecorder, HFGenerator, entropy
+from curio.evaluation.generation import EntropyRecorder, HFGenerator
 from curio.evaluation.sampled import render_prompt
 from curio.evaluation.sampling import SamplingParams
-from curio.models import build_causal_lm, byte_level_tokenizer
+from curio.ops import entropy
 
 QUESTIONS = ["Compute 1+2.", "What is (7+5)*3-4*2? Think it through.", "Hi"]
 
 
-def tiny_model(seed: int = 0):
-    """The ``model=tiny`` network with fixed random weights, and its tokenizer."""
-    torch.manual_seed(seed)
-    config = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "model" / "tiny.yaml").net.config)
-    return build_causal_lm(config, dtype="float32"), byte_level_tokenizer("chatml")
-
-
-def save_tiny_model(folder: Path) -> Path:
-    """A Hugging Face folder (weights, config, tokenizer, chat template) of the tiny model."""
-    model, tokenizer = tiny_model()
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
-def write_tiny_world(assets_dir: Path, rows: int = 6) -> Path:
-    """``<assets_dir>/tiny_world/test_{id,ood}.jsonl`` in the tiny world's row format."""
-    folder = assets_dir / "tiny_world"
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, op in (("test_id", "+"), ("test_ood", "*")):
-        with (folder / f"{split}.jsonl").open("w") as out:
-            for i in range(rows):
-                expression = f"{i}{op}{i + 2}"
-                messages = [{"role": "system", "content": "Solve step by step."},
-                            {"role": "user", "content": f"Compute {expression}."}]
-                row = {"problem": expression, "answer": str(eval(expression)), "messages": messages}
-                out.write(json.dumps(row) + "\n")
-    return assets_dir
-
-
 @pytest.fixture(scope="module")
-def model_and_tokenizer():
+def model_and_tokenizer(tiny_model):
     return tiny_model()
 
 

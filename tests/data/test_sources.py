@@ -56,9 +56,12 @@ def test_non_utf8(tmp_path):
         read_rows(str(path))
 
 
-def test_missing_file_fails_at_construction(tmp_path):
-    with pytest.raises(DataError, match="data.train: no such file or folder"):
-        SFTDataModule(byte_level_tokenizer(), train=str(tmp_path / "nope.jsonl"))
+@pytest.mark.parametrize("key", ["train", "val"])
+def test_a_missing_file_is_named_by_its_key_before_anything_is_read(tmp_path, key):
+    present = write_jsonl(tmp_path / "d.jsonl", ROWS)
+    sources = {"train": str(present), "val": str(present), key: str(tmp_path / "nope.jsonl")}
+    with pytest.raises(DataError, match=f"data.{key}: no such file or folder .*nope.jsonl"):
+        SFTDataModule(byte_level_tokenizer(), **sources).setup()
 
 
 def test_bad_row_error_names_file_row_field_and_skip_counts(tmp_path):

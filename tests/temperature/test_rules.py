@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tests.losses.loss_reference import entropy64, tau64
 
 from curio.temperature import EntropyGuidedTemperature, FixedTemperature, TemperatureResult
-from curio.temperature.entropy_guided import top_k_values
+from tests.losses.loss_reference import entropy64, tau64
 
 TAU_MIN, TAU_MAX = 1.1, 1.5
 # Bisection leaves tau within (tau_max - tau_min) / 2**21 of the root; on top, float32 entropy is
@@ -35,7 +34,7 @@ def test_delta_matches_spec_reference_values() -> None:
     torch.testing.assert_close(rule.delta(h), expected, rtol=0, atol=5e-4)
 
 
-# 5000: top-K found in two stages (curio.temperature.entropy_guided.top_k_values); 600: in one
+# 5000: top-K found in two stages (curio.ops.top_k_values); 600: in one
 # (too few groups to skip any); 100 < top_k: K is clipped to the vocabulary.
 @pytest.mark.parametrize("vocab", [5000, 600, 100])
 def test_entropy_guided_matches_reference(vocab: int) -> None:
@@ -55,25 +54,6 @@ def test_entropy_guided_matches_reference(vocab: int) -> None:
             assert abs(entropy64(top / tau) - target) <= 3e-6
         else:
             assert tau == pytest.approx(ref_tau, abs=1e-7)
-
-
-@pytest.mark.parametrize(("vocab", "k", "groups"), [(5000, 512, 8), (4099, 100, 8), (1000, 64, 3), (520, 64, 8), (4000, 7, 1)])
-def test_top_k_values_are_exactly_topks(vocab: int, k: int, groups: int) -> None:
-    gen = torch.Generator().manual_seed(vocab)
-    flat = torch.randn(3, vocab, generator=gen)
-    peaked = flat * 30
-    ties = torch.randint(0, 4, (3, vocab), generator=gen).float()  # most of the top k tie
-    clustered = flat.clone()
-    clustered[:, : 2 * k] += 50  # the top k all in a few neighbouring columns
-    masked = flat.clone()
-    masked[:, vocab // 3:] = float("-inf")  # a masked vocabulary: -inf rows as well as padding
-    tail = flat.clone()
-    tail[:, -(vocab % groups or 1):] += 50  # the columns left over after the groups lead the row
-    strided_rows = torch.randn(vocab, 3, generator=gen).T  # not contiguous
-    for z in (flat, peaked, ties, clustered, masked, tail, strided_rows):
-        got = top_k_values(z, k, groups)
-        assert got.shape == (3, k)
-        assert torch.equal(got.sort(-1).values, z.topk(k, dim=-1).values.sort(-1).values)
 
 
 def test_entropy_guided_is_float32_whatever_the_input() -> None:
