@@ -108,7 +108,7 @@ def write_data(path: Path, preset: dict[str, Any]) -> list[dict[str, Any]]:
     def encode(rows: list[dict[str, str]]) -> list[Any]:
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
         dm = SFTDataModule(tokenizer, train=str(path), val_size=0, max_prompt_tokens=10**6,
-                           max_response_tokens=10**6, micro_batch_size=preset["micro_batch_size"])
+                           max_response_tokens=10**6, micro_batch_size=1)  # encoding only
         dm.setup("fit")
         return dm.train_set.samples
 

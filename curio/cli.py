@@ -7,6 +7,7 @@ Light on purpose (no torch): the command-line checks run before anything heavy i
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -49,8 +50,9 @@ def config_errors(key: str) -> Iterator[None]:
             cause = cause.__cause__ or cause.__context__
         if cause is None:
             raise
-        message = str(cause)  # curio's constructors name their key already
-        raise ConfigError(message if message.startswith(f"{key}.") else f"{key}: {message}") from err
+        message = str(cause)
+        named = re.match(r"[a-z_]+\.[a-z_]+", message)  # curio's constructors name their key already
+        raise ConfigError(message if named else f"{key}: {message}") from err
 
 
 def build(node: Any, key: str, **kwargs: Any) -> Any:

@@ -24,7 +24,7 @@ PRECHECK_MISTAKES = {
     "teacher=null": "teacher=null: a config group takes one of its options",
     "data=jsonl": "data.train: required",
     "data.train=no/such/file.jsonl": "data.train: no such file or folder",
-    "loss=curio temp.tau_min=2": r"temp.tau_min (2) must be <= temp.tau_max (1.5)",
+    "loss=curio temp.tau_min=2": "temp.tau_min (2) must be <= temp.tau_max (1.5)",
     "optim.lr=-1": "optim: Invalid learning rate: -1",
     "optim.betas=[0.9,1.5]": "optim: Invalid beta parameter at index 1: 1.5",
     "loss=curio teacher.alpha=1.5": "teacher.alpha must be in [0, 1], got 1.5",
