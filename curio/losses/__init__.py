@@ -1,6 +1,6 @@
 """Training objectives. Each loss is one module here plus one YAML in ``conf/loss/``."""
 
-from curio.losses.base import LossInputs, LossOutput, TeacherChunk, TeacherLogits, TokenLoss
+from curio.losses.base import LossInputs, LossOutput, StudentChunk, TeacherChunk, TeacherLogits, TokenLoss
 from curio.losses.ce import CrossEntropyLoss
 from curio.losses.curio import CurioLoss
 from curio.losses.dft import DFTLoss
@@ -13,6 +13,7 @@ __all__ = [
     "EntropyRegularizedLoss",
     "LossInputs",
     "LossOutput",
+    "StudentChunk",
     "TeacherChunk",
     "TeacherLogits",
     "TokenLoss",

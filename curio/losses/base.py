@@ -42,16 +42,48 @@ class TeacherChunk:
     entropy: Tensor | None = None
 
 
+class StudentChunk:
+    """The student at one chunk of loss positions, computed on first use.
+
+    ``logits`` are projected once, with gradient if the loss is being differentiated (whoever asks
+    first, the loss or a live teacher); ``entropy`` (no gradient) once per chunk, also across the
+    recomputation of activation checkpointing (kept in the chunk's ``no_grad_values``). A teacher
+    that does not read the student never makes its logits exist early, so a copy teacher's
+    ``[n, V]`` logits are reduced and freed before the student's are projected.
+    """
+
+    def __init__(self, head: nn.Module, hidden: Tensor, no_grad_values: dict[str, Any]):
+        self._head, self._hidden, self._no_grad_values = head, hidden, no_grad_values
+        self._grad = torch.is_grad_enabled()
+        self._logits: Tensor | None = None
+
+    @property
+    def logits(self) -> Tensor:
+        """``[n, V]`` float32 logits."""
+        if self._logits is None:
+            with torch.set_grad_enabled(self._grad):
+                self._logits = project(self._head, self._hidden)
+        return self._logits
+
+    @property
+    def entropy(self) -> Tensor:
+        """``[n]`` full-vocabulary entropy of the logits (T = 1), no gradient."""
+        if "entropy" not in self._no_grad_values:
+            with torch.no_grad():
+                self._no_grad_values["entropy"] = entropy(self.logits)
+        return self._no_grad_values["entropy"]
+
+
 class TeacherLogits(Protocol):
     """A teacher at one micro-batch's loss positions, as the loss reads it: chunk by chunk."""
 
-    def __call__(self, rows: slice, student_logits: Tensor, student_entropy: Tensor) -> TeacherChunk:
+    def __call__(self, rows: slice, student: StudentChunk) -> TeacherChunk:
         """The teacher's logits at loss positions ``rows``, under ``no_grad``.
 
         Args:
             rows: the chunk's positions among the micro-batch's N loss positions.
-            student_logits: ``[n, V]`` the student's logits there (the live teacher reads them).
-            student_entropy: ``[n]`` their entropy (the live teacher's entropy is the same).
+            student: the student at the same positions (a live teacher reads its logits and
+                entropy; a teacher model ignores it).
         """
 
 
@@ -185,19 +217,13 @@ class TokenLoss(nn.Module):
         self, hidden: Tensor, targets: Tensor, rows: slice, head: nn.Module,
         teacher: TeacherLogits | None, no_grad_values: dict[str, Any],
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        logits = project(head, hidden)
+        student = StudentChunk(head, hidden, no_grad_values)
         if teacher is not None and "teacher" not in no_grad_values:
             with torch.no_grad():
-                no_grad_values["entropy"] = entropy(logits)
-                chunk = teacher(rows, logits.detach(), no_grad_values["entropy"])
-                no_grad_values["teacher"] = self.teacher_stats(chunk, targets)
-                del chunk
+                no_grad_values["teacher"] = self.teacher_stats(teacher(rows, student), targets)
         teacher_values = no_grad_values.get("teacher", {})
-        loss, metrics = self.token_losses(logits, targets, teacher_values)
+        loss, metrics = self.token_losses(student.logits, targets, teacher_values)
         metrics = {**teacher_values, **{k: v.detach() for k, v in metrics.items()}}
         if "entropy" not in metrics:  # a loss that already has the student entropy supplies it
-            if "entropy" not in no_grad_values:
-                with torch.no_grad():
-                    no_grad_values["entropy"] = entropy(logits)
-            metrics["entropy"] = no_grad_values["entropy"]
+            metrics["entropy"] = student.entropy
         return loss, metrics

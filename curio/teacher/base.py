@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from curio.dtypes import parse_dtype
-from curio.losses.base import TeacherChunk, TeacherLogits
+from curio.losses.base import StudentChunk, TeacherChunk, TeacherLogits
 from curio.ops import project
 
 
@@ -118,5 +118,5 @@ class ProjectedLogits:
     head: nn.Module
     fp32: bool
 
-    def __call__(self, rows: slice, student_logits: Tensor, student_entropy: Tensor) -> TeacherChunk:
+    def __call__(self, rows: slice, student: StudentChunk) -> TeacherChunk:
         return TeacherChunk(project(self.head, self.hidden[rows], float32=self.fp32))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from curio.losses.base import TeacherChunk, TeacherLogits
+from curio.losses.base import StudentChunk, TeacherChunk, TeacherLogits
 from curio.ops import computes_in_float32, project
 from curio.teacher.base import Teacher
 
@@ -37,8 +37,8 @@ class StudentLogits:
     head: nn.Module
     fp32: bool
 
-    def __call__(self, rows: slice, student_logits: Tensor, student_entropy: Tensor) -> TeacherChunk:
+    def __call__(self, rows: slice, student: StudentChunk) -> TeacherChunk:
         hidden = self.hidden[rows]
         if self.fp32 and not computes_in_float32(self.head, hidden):
             return TeacherChunk(project(self.head, hidden, float32=True))
-        return TeacherChunk(student_logits.detach(), student_entropy)
+        return TeacherChunk(student.logits.detach(), student.entropy)

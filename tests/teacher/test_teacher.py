@@ -8,7 +8,7 @@ from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM
 
 import curio.teacher.sync as sync
-from curio.losses import CurioLoss, LossInputs
+from curio.losses import CurioLoss, LossInputs, StudentChunk
 from curio.teacher import EmaTeacher, FrozenTeacher, LaggedTeacher, LiveTeacher, lerp_
 from curio.temperature import EntropyGuidedTemperature
 
@@ -144,7 +144,7 @@ def test_copy_teacher_logits_at_the_loss_positions() -> None:
     inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
     mask = torch.rand(2, 7) > 0.3
     view = teacher.at_loss_positions(inputs, mask, torch.empty(0), student.lm_head)
-    chunk = view(slice(1, 4), torch.empty(0), torch.empty(0))
+    chunk = view(slice(1, 4), None)
     assert chunk.logits.shape == (3, 64) and chunk.entropy is None and not chunk.logits.requires_grad
     with torch.no_grad():
         expected = student(**inputs).logits[mask][1:4]
@@ -161,7 +161,7 @@ def test_bfloat16_teacher() -> None:
     ids = torch.randint(64, (1, 5))
     view = teacher.at_loss_positions({"input_ids": ids}, torch.ones(1, 5, dtype=torch.bool), torch.empty(0), None)
     assert view.hidden.dtype == torch.bfloat16
-    assert view(slice(0, 5), torch.empty(0), torch.empty(0)).logits.dtype == torch.float32
+    assert view(slice(0, 5), None).logits.dtype == torch.float32
     before = {k: v.float() for k, v in snapshot(teacher.model).items()}
     perturb_(student)
     assert teacher.before_optimizer_step(2, student)
@@ -196,9 +196,10 @@ def test_live_teacher_holds_nothing_and_reads_the_student() -> None:
     assert len(teacher.state_dict()) == 0 and len(list(teacher.parameters())) == 0
     hidden = torch.randn(5, 32, requires_grad=True)
     view = teacher.at_loss_positions({}, torch.ones(1, 5, dtype=torch.bool), hidden, student.lm_head)
-    logits, entropy = student.lm_head(hidden), torch.rand(5)
-    chunk = view(slice(0, 5), logits, entropy)
-    assert torch.equal(chunk.logits, logits) and chunk.entropy is entropy and not chunk.logits.requires_grad
+    student_chunk = StudentChunk(student.lm_head, hidden, {})
+    chunk = view(slice(0, 5), student_chunk)
+    assert torch.equal(chunk.logits, student_chunk.logits) and chunk.entropy is student_chunk.entropy
+    assert not chunk.logits.requires_grad and student_chunk.logits.requires_grad
 
 
 @pytest.mark.parametrize(
