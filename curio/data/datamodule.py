@@ -158,25 +158,30 @@ class SFTDataModule(L.LightningDataModule):
             log.info("data %s: %s", split, ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
 
     def _encode(self, source: str, split: str, key: str) -> list[Encoded]:
-        rows = read_rows(source, split, key)
-        counts: Counter[str] = Counter(rows=len(rows))
+        records = read_rows(source, split, key)
+        counts: Counter[str] = Counter(rows=len(records))
         fmt = self.format
         if fmt == "auto":
-            # One format per file, read off the first row, so a later row that lacks a field is
-            # reported as exactly that rather than as "unknown format".
+            # One format per file, read off the first usable row, so a later row that lacks a
+            # field is reported as exactly that rather than as "unknown format".
+            first = next((r for r in records if r.problem is None), None)
+            if first is None:
+                raise DataError(f"{source}: no row is a JSON object ({records[0].where}: {records[0].problem})")
             try:
-                fmt = detect_format(rows[0])
+                fmt = detect_format(first.value)
             except ValueError as err:
-                raise DataError(f"{source}: row 0: {err} (or set data.format)") from err
+                raise DataError(f"{first.where}: {err} (or set data.format)") from err
         samples: list[Encoded] = []
-        for i, row in enumerate(rows):
+        for record in records:
             try:
-                conversation = to_conversation(row, fmt, self.system_prompt, self.think_prefix)
+                if record.problem is not None:
+                    raise DataError(record.problem)
+                conversation = to_conversation(record.value, fmt, self.system_prompt, self.think_prefix)
                 encoded, dropped = self.encoder.encode(conversation)
             except DataError as err:
                 if self.on_bad_row == "error":
-                    raise DataError(f"{source}: row {i}: {err} (set data.on_bad_row=skip to skip such rows)") from err
-                counts["skipped_bad"] += 1
+                    raise DataError(f"{record.where}: {err} (set data.on_bad_row=skip to skip such rows)") from err
+                counts[f"skipped_{record.reason or 'bad_row'}"] += 1
                 continue
             if encoded is None:
                 counts[f"dropped_{dropped}"] += 1

@@ -14,7 +14,6 @@ line) and the field, never halfway through an evaluation.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import pyarrow.parquet as pq
 
 from curio.evaluation.benchmark import Benchmark, Problem
 from curio.evaluation.grading import GraderKind
+from curio.files import read_records
 
 
 class BenchmarkError(RuntimeError):
@@ -148,7 +148,7 @@ def load_parquet_benchmark(
         table = table.slice(0, limit)
     problems = []
     for index, row in enumerate(table.to_pylist()):
-        where = f"{path}: row {index}"
+        where = f"{path}: row {index + 1}"
         prompt = _messages(_field(row, "prompt", where), where)
         field = "reward_model.ground_truth"
         truth = _ground_truth(_field(row, field, where), field, where)
@@ -188,24 +188,10 @@ def load_jsonl_benchmark(
     path = _existing(path)
 
     def records() -> Iterable[tuple[str, Mapping[str, Any]]]:
-        taken = 0
-        with path.open(encoding="utf-8") as lines:
-            for number, line in enumerate(lines, start=1):
-                if limit is not None and taken == limit:
-                    return
-                if not line.strip():
-                    continue
-                where = f"{path}: line {number}"
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise BenchmarkError(f"{where}: invalid JSON ({exc.msg})") from exc
-                if not isinstance(record, dict):
-                    raise BenchmarkError(
-                        f"{where}: expected a JSON object, got {type(record).__name__}"
-                    )
-                taken += 1
-                yield where, record
+        for record in read_records(path)[:limit]:
+            if record.problem is not None:
+                raise BenchmarkError(f"{record.where}: {record.problem}")
+            yield record.where, record.value
 
     problems = _problems_from_records(
         records(),

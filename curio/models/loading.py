@@ -14,6 +14,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from curio.dtypes import parse_dtype
+from curio.files import read_text
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +29,13 @@ def read_chat_template(template: str) -> str:
     """A chat template given as a bundled name (``chatml``), a ``.jinja`` file path, or jinja text."""
     bundled = TEMPLATES_DIR / f"{template}.jinja"
     if bundled.is_file():
-        return bundled.read_text()
+        return read_text(bundled)
     if template.endswith(".jinja"):
         path = Path(template)
         if not path.is_file():
             names = sorted(p.stem for p in TEMPLATES_DIR.glob("*.jinja"))
             raise FileNotFoundError(f"chat_template: no such file {template!r} (bundled names: {names})")
-        return path.read_text()
+        return read_text(path)
     return template
 
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from curio.errors import DataError
+from curio.files import read_records
 from curio.tinyworld.expr import Expr, count_ops, evaluate, render
 from curio.tinyworld.problems import sample_problem
 from curio.tinyworld.prompts import prompt_messages
@@ -137,7 +139,8 @@ def write_jsonl(path: Path, rows: Iterable[Row]) -> None:
 
 
 def read_jsonl(path: Path) -> Iterator[Row]:
-    """The rows of a JSONL file."""
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            yield json.loads(line)
+    """The rows of a JSONL file (a byte-order mark, CRLF line ends and blank lines are fine)."""
+    for record in read_records(path):
+        if record.problem is not None:
+            raise DataError(f"{record.where}: {record.problem}")
+        yield record.value

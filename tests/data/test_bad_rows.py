@@ -1,7 +1,7 @@
-"""Every row of the bad-input table in docs/reliability.md: the message names file, row and field.
+"""Every row of the bad-input table in docs/reliability.md: the message names file, line and field.
 
-Each case writes two good rows and then the bad one (row 2), and reads it through the data module,
-as a training run does before any model is loaded.
+Each case writes two good rows and then the bad one (line 3 of the file), and reads it through the
+data module, as a training run does before any model is loaded.
 """
 
 import json
@@ -51,25 +51,51 @@ def test_bad_row_names_file_row_and_field(tmp_path, case):
     with pytest.raises(DataError) as info:
         setup(path, **kwargs)
     message = str(info.value)
-    assert message.startswith(f"{path}: row 2: ") and needle in message, message
+    assert message.startswith(f"{path}:3: ") and needle in message, message
     # With on_bad_row=skip the row is dropped and counted instead (prompt length has its own rule).
     if case != "prompt over the limit":
         dm = setup(path, on_bad_row="skip")
-        assert dm.report["train"]["skipped_bad"] == 1 and len(dm.train_set) == 2
+        assert dm.report["train"]["skipped_bad_row"] == 1 and len(dm.train_set) == 2
+
+
+GOOD_LINE = b'{"prompt": "q", "response": "a"}'
 
 
 @pytest.mark.parametrize(("content", "needle"), [
-    (b'{"prompt": "q", "response": "a"}\n{"prompt": "q", "resp\n', ":2: invalid JSON line"),
+    (GOOD_LINE + b'\n\n{"prompt": "q", "resp\n', ":3: invalid JSON: Unterminated string"),
     (b"", "file has no rows"),
     (b'{"prompt": "q", "response": "\xff\xfe"}\n', "not UTF-8 text"),
-    (b'["prompt", "response"]\n', "row 0: expected a JSON object, got list"),
+    (GOOD_LINE + b'\n["prompt", "response"]\n', ":2: expected a JSON object, got list"),
 ])
 def test_bad_file_names_file_and_line(tmp_path, content, needle):
     path = tmp_path / "train.jsonl"
     path.write_bytes(content)
     with pytest.raises(DataError) as info:
         setup(path)
-    assert str(path) in str(info.value) and needle in str(info.value)
+    assert str(path) in str(info.value) and needle in str(info.value), str(info.value)
+
+
+def test_bom_crlf_and_blank_lines_read_like_a_plain_file(tmp_path):
+    """A file saved by a Windows editor: UTF-8 byte-order mark, CRLF line ends, blank lines."""
+    rows = [GOOD, GOOD, {"prompt": "q3", "response": "a3"}]
+    plain = write(tmp_path, rows, "plain.jsonl")
+    windows = tmp_path / "windows.jsonl"
+    windows.write_bytes(b"\xef\xbb\xbf" + b"\r\n\r\n".join(json.dumps(r).encode() for r in rows) + b"\r\n\r\n")
+    a, b = setup(plain), setup(windows)
+    assert [s.input_ids for s in a.train_set.samples] == [s.input_ids for s in b.train_set.samples]
+    # Line numbers are the file's, as an editor shows them, blank lines counted.
+    windows.write_bytes(b"\xef\xbb\xbf" + GOOD_LINE + b"\r\n\r\n" + b'{"prompt": "q"}\r\n')
+    with pytest.raises(DataError, match=rf"{windows}:3: missing field 'response'"):
+        setup(windows)
+
+
+def test_skip_mode_skips_and_counts_every_kind_of_bad_line(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(b"\n".join([GOOD_LINE, b'{"prompt": ', b"[1, 2]", b'"text"', b'{"prompt": "q"}', GOOD_LINE]))
+    dm = setup(path, on_bad_row="skip")
+    report = dm.report["train"]
+    assert len(dm.train_set) == 2 and report["rows"] == 6
+    assert (report["skipped_invalid_json"], report["skipped_not_an_object"], report["skipped_bad_row"]) == (1, 2, 1)
 
 
 def test_unknown_suffix_and_unknown_row_shape(tmp_path):
@@ -78,7 +104,7 @@ def test_unknown_suffix_and_unknown_row_shape(tmp_path):
     with pytest.raises(DataError, match=r"train.csv: unknown data format '.csv'"):
         setup(csv)
     path = write(tmp_path, [{"question": "q", "answer": "a"}])
-    with pytest.raises(DataError, match=r"train.jsonl: row 0: cannot tell the format from fields \['answer', "
+    with pytest.raises(DataError, match=r"train.jsonl:1: cannot tell the format from fields \['answer', "
                                         r"'question'\].*or set data.format"):
         setup(path)
 

@@ -22,9 +22,13 @@ def write_jsonl(path, rows):
 def test_jsonl_parquet_and_folder_read_the_same_rows(tmp_path):
     write_jsonl(tmp_path / "a.jsonl", ROWS[:5])
     pq.write_table(pa.Table.from_pylist(ROWS[5:]), tmp_path / "b.parquet")
-    assert read_rows(str(tmp_path / "a.jsonl")) == ROWS[:5]
-    assert read_rows(str(tmp_path / "b.parquet")) == ROWS[5:]
-    assert read_rows(str(tmp_path)) == ROWS
+    def values(source):
+        return [r.value for r in read_rows(str(source))]
+
+    assert values(tmp_path / "a.jsonl") == ROWS[:5]
+    assert values(tmp_path / "b.parquet") == ROWS[5:]
+    assert values(tmp_path) == ROWS
+    assert [r.where for r in read_rows(str(tmp_path / "b.parquet"))][:2] == [f"{tmp_path / 'b.parquet'}: row {i}" for i in (1, 2)]
 
 
 def test_authors_parquet_with_nested_lists(tmp_path):
@@ -36,17 +40,16 @@ def test_authors_parquet_with_nested_lists(tmp_path):
     assert len(dm.train_set) == 3 and len(dm.val_set) == 1
 
 
-@pytest.mark.parametrize(("content", "needle"), [
-    ('{"prompt": "q", "response": "a"}\n{"prompt": \n', ":2: invalid JSON line"),
-    ("", "no rows"),
-    ('[1, 2]\n', "row 0: expected a JSON object"),
-])
-def test_bad_files_name_file_and_line(tmp_path, content, needle):
+def test_bad_lines_come_back_located_with_their_problem(tmp_path):
     path = tmp_path / "bad.jsonl"
-    path.write_text(content)
-    with pytest.raises(DataError) as info:
+    path.write_text('{"prompt": "q", "response": "a"}\n{"prompt": \n\n[1, 2]\n')
+    records = read_rows(str(path))
+    assert [(r.where, r.reason) for r in records] == [
+        (f"{path}:1", None), (f"{path}:2", "invalid_json"), (f"{path}:4", "not_an_object")]
+    assert records[2].problem == "expected a JSON object, got list"
+    path.write_text("")
+    with pytest.raises(DataError, match="no rows"):
         read_rows(str(path))
-    assert str(path) in str(info.value) and needle in str(info.value)
 
 
 def test_non_utf8(tmp_path):
@@ -69,10 +72,10 @@ def test_bad_row_error_names_file_row_field_and_skip_counts(tmp_path):
     dm = SFTDataModule(byte_level_tokenizer(), train=str(path), val_size=0)
     with pytest.raises(DataError) as info:
         dm.setup()
-    assert f"{path}: row 3: missing field 'response'" in str(info.value)
+    assert f"{path}:4: missing field 'response'" in str(info.value)
     dm = SFTDataModule(byte_level_tokenizer(), train=str(path), val_size=0, on_bad_row="skip")
     dm.setup()
-    assert dm.report["train"]["skipped_bad"] == 1 and len(dm.train_set) == 10
+    assert dm.report["train"]["skipped_bad_row"] == 1 and len(dm.train_set) == 10
 
 
 def test_length_rules_are_counted(tmp_path):

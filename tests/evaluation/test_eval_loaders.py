@@ -61,7 +61,7 @@ def test_parquet_errors_name_file_row_and_field(tmp_path):
     rows[1]["reward_model"] = {"style": "rule"}  # parquet fills the hole with null
     path = write_parquet(tmp_path / "null.parquet", rows)
     with pytest.raises(
-        BenchmarkError, match=r"null\.parquet: row 1: field 'reward_model\.ground_truth' is missing"
+        BenchmarkError, match=r"null\.parquet: row 2: field 'reward_model\.ground_truth' is missing"
     ):
         load_parquet_benchmark(path, name="x", group="id")
     # A limit that stops before the bad row loads fine.
@@ -69,14 +69,14 @@ def test_parquet_errors_name_file_row_and_field(tmp_path):
 
     rows = [{k: v for k, v in verl_row("ok", "1").items() if k != "reward_model"}]
     path = write_parquet(tmp_path / "nocolumn.parquet", rows)
-    with pytest.raises(BenchmarkError, match=r"row 0: missing field 'reward_model\.ground_truth'"):
+    with pytest.raises(BenchmarkError, match=r"row 1: missing field 'reward_model\.ground_truth'"):
         load_parquet_benchmark(path, name="x", group="id")
 
     rows = [verl_row("ok", "1")]
     rows[0]["prompt"] = [{"role": "user", "content": None}]
     path = write_parquet(tmp_path / "prompt.parquet", rows)
     with pytest.raises(
-        BenchmarkError, match=r"row 0: field 'prompt\[0\]\.content' must be a string"
+        BenchmarkError, match=r"row 1: field 'prompt\[0\]\.content' must be a string"
     ):
         load_parquet_benchmark(path, name="x", group="id")
 
@@ -85,7 +85,7 @@ def test_parquet_errors_name_file_row_and_field(tmp_path):
     )
     with pytest.raises(
         BenchmarkError,
-        match="row 0: field 'reward_model.ground_truth' must be a string or a number, got list",
+        match="row 1: field 'reward_model.ground_truth' must be a string or a number, got list",
     ):
         load_parquet_benchmark(path, name="x", group="id")
 
@@ -150,20 +150,20 @@ def test_jsonl_loader_with_custom_fields_system_prompt_and_template(tmp_path):
     [
         (
             ['{"problem": "p", "answer": "1"}', '{"problem": "p", "answer": '],
-            r"bad.jsonl: line 2: invalid JSON",
+            r"bad.jsonl:2: invalid JSON",
         ),
-        (['["problem", "answer"]'], r"line 1: expected a JSON object, got list"),
+        (['["problem", "answer"]'], r":1: expected a JSON object, got list"),
         (
             ['{"problem": "p", "answer": "1"}', '{"problem": "p"}'],
-            r"line 2: missing field 'answer'",
+            r":2: missing field 'answer'",
         ),
-        (['{"problem": "p", "answer": null}'], r"line 1: field 'answer' is missing \(null\)"),
+        (['{"problem": "p", "answer": null}'], r":1: field 'answer' is missing \(null\)"),
         (
             ['{"problem": "p", "answer": true}'],
-            r"line 1: field 'answer' must be a string or a number, got bool",
+            r":1: field 'answer' must be a string or a number, got bool",
         ),
-        (['{"problem": "p", "answer": "  "}'], r"line 1: field 'answer' is empty"),
-        (['{"problem": 7, "answer": "1"}'], r"line 1: field 'problem' must be a non-empty string"),
+        (['{"problem": "p", "answer": "  "}'], r":1: field 'answer' is empty"),
+        (['{"problem": 7, "answer": "1"}'], r":1: field 'problem' must be a non-empty string"),
         (["", "  "], r"bad.jsonl: no problems"),
     ],
 )
@@ -237,3 +237,11 @@ def test_shared_benchmark_configs_instantiate(name):
     assert bench.name == name and len(bench) == EXPECTED_SIZES[name]
     assert bench.group == ("ood" if name in {"gpqa_diamond", "arc_c"} else "id")
     assert bench.grader == ("choice" if bench.group == "ood" else "math")
+
+
+def test_a_jsonl_benchmark_saved_with_bom_and_crlf_loads(tmp_path):
+    path = tmp_path / "win.jsonl"
+    rows = [{"problem": "1+1?", "answer": "2"}, {"problem": "2+2?", "answer": "4"}]
+    path.write_bytes(b"\xef\xbb\xbf" + b"\r\n\r\n".join(json.dumps(r).encode() for r in rows) + b"\r\n")
+    bench = load_jsonl_benchmark(path, name="win", group="id")
+    assert [p.ground_truth for p in bench.problems] == ["2", "4"]

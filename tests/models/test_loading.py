@@ -55,3 +55,11 @@ def test_smollm2_fine_tunes_offline(tmp_path, compose_cfg, fast):
     metrics = train(cfg)
     assert metrics["train/loss"] < 5.0  # a pretrained model already knows the chat format
     assert (tmp_path / "hf" / "model.safetensors").is_file()
+
+
+def test_a_chat_template_file_with_a_bom_reads_clean(tmp_path):
+    from curio.models.loading import read_chat_template
+
+    path = tmp_path / "t.jinja"
+    path.write_bytes(b"\xef\xbb\xbf{{ messages[0]['content'] }}\r\n")
+    assert read_chat_template(str(path)) == "{{ messages[0]['content'] }}\n"

@@ -56,3 +56,11 @@ def test_test_row_schema(small_corpus):
     assert list(row) == ["problem", "answer", "messages", "n_ops"]
     assert [m["role"] for m in row["messages"]] == ["system", "user"]
     assert row["n_ops"] == count_ops(parse(row["problem"]))
+
+
+def test_read_jsonl_takes_files_saved_by_any_editor(tmp_path):
+    from curio.tinyworld.corpus import read_jsonl
+
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"a": 1}\r\n\r\n{"a": 2}\r\n')
+    assert list(read_jsonl(path)) == [{"a": 1}, {"a": 2}]
