@@ -13,7 +13,7 @@ import hydra
 from omegaconf import DictConfig
 
 from curio.cli import run_precheck, run_task
-from curio.config import CONF_DIR, check_group_overrides, check_override_keys
+from curio.config import CONF_DIR, check_group_overrides, check_override_keys, check_run_dir
 from curio.evaluation.eval_config import check_eval_config, model_shorthand
 
 
@@ -36,7 +36,9 @@ def precheck(argv: list[str]) -> list[str]:
     check_group_overrides(argv)
     if any(a.startswith("-") for a in argv):
         return argv
-    check_eval_config(check_override_keys(argv, config_name="eval"))
+    cfg = check_override_keys(argv, config_name="eval")
+    check_eval_config(cfg)
+    check_run_dir(argv, cfg)
     return argv
 
 

@@ -13,7 +13,7 @@ import hydra
 from omegaconf import DictConfig
 
 from curio.cli import run_precheck, run_task
-from curio.config import CONF_DIR, check_group_overrides, check_mandatory_keys, check_override_keys
+from curio.config import CONF_DIR, check_group_overrides, check_mandatory_keys, check_override_keys, check_run_dir
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
@@ -33,6 +33,7 @@ def precheck(argv: list[str]) -> None:
         return
     cfg = check_override_keys(argv)
     check_mandatory_keys(cfg)
+    check_run_dir(argv, cfg)
     from curio.components import check_cheap_parts
 
     check_cheap_parts(cfg)

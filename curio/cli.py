@@ -7,6 +7,7 @@ Light on purpose (no torch): the command-line checks run before anything heavy i
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -62,14 +63,30 @@ def build(node: Any, key: str, **kwargs: Any) -> Any:
 
 
 def save_run_config(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
-    """Write the resolved config and the command-line overrides, secrets masked."""
+    """Create the run dir and write the resolved config and the command-line overrides into it,
+    secrets masked. The run's first write: a run dir that cannot be written (read-only, a full
+    disk) fails here as one line naming it, before anything is built."""
     resolved = redact(OmegaConf.to_container(cfg, resolve=True))
-    (output_dir / "config_resolved.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    overrides = None
     if HydraConfig.initialized():
         overrides = [o if "=" not in o else "=".join(redact(dict([o.split("=", 1)])).popitem())
                      for o in HydraConfig.get().overrides.task]
-        (output_dir / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        _write_synced(output_dir / "config_resolved.yaml", yaml.safe_dump(resolved, sort_keys=False))
+        if overrides is not None:
+            _write_synced(output_dir / "overrides.yaml", yaml.safe_dump(overrides))
+    except OSError as err:
+        raise UserError(f"run dir {output_dir}: cannot write there ({err.strerror or err})") from err
     return resolved
+
+
+def _write_synced(path: Path, text: str) -> None:
+    """Write and flush to disk, so that a full disk fails here and not at the first checkpoint."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def run_task(task: Callable[..., T], *args: Any) -> T:

@@ -9,6 +9,7 @@ settings, so a bad value fails in seconds, as one line naming the key.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,7 @@ from curio.data.sources import check_source
 from curio.dtypes import parse_dtype
 from curio.errors import ConfigError
 from curio.losses import TokenLoss
+from curio.resume import check_ckpt_path
 from curio.teacher import Teacher
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,20 @@ def build_scheduler(cfg: DictConfig) -> Callable[..., Any] | None:
     return factory
 
 
+def check_devices(trainer: DictConfig) -> None:
+    """The devices the trainer asks for exist here, before Lightning starts processes on them:
+    GPUs for ``trainer=gpu|ddp|fsdp``, and no more CPU processes than cores."""
+    accelerator, devices = str(trainer.get("accelerator", "auto")), trainer.get("devices", "auto")
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"trainer.accelerator={accelerator}: no CUDA GPU is visible here; use trainer=cpu, or "
+                          "trainer.accelerator=cpu to run ddp/fsdp as CPU processes")
+    if accelerator == "cpu" and isinstance(devices, int):
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        if devices > cores:
+            raise ConfigError(f"trainer.devices={devices}: {devices} CPU processes on {cores} core(s) would only "
+                              f"contend; use at most {cores}")
+
+
 def check_cheap_parts(cfg: DictConfig) -> None:
     """Build every cheap part once, and check what would otherwise fail only after the data has
     been encoded (the model's dtype) or after Lightning has loaded (a data file that is not there)."""
@@ -81,6 +97,8 @@ def check_cheap_parts(cfg: DictConfig) -> None:
         source = OmegaConf.select(cfg, key, default=None)
         if isinstance(source, str):
             check_source(source, key)
+    check_ckpt_path(cfg.get("ckpt_path"))
+    check_devices(cfg.trainer)
 
 
 def _overrides() -> list[str]:

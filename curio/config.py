@@ -1,10 +1,12 @@
 """Config plumbing: the ``curio_root`` resolver and the command-line checks that must fail before
-anything is imported (a group option or key that does not exist, a mandatory value left unset).
-Values are checked by the constructors that use them (see ``curio.components``)."""
+anything is imported (a group option or key that does not exist, a value of the wrong type, a
+mandatory value left unset, a run dir that cannot be written). Values are checked by the
+constructors that use them (see ``curio.components``)."""
 
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -83,12 +85,27 @@ def check_override_keys(overrides: list[str], conf_dir: Path = CONF_DIR, config_
             if not _has_key(base, key):
                 raise ConfigError(_unknown_key_message(base, key))
         try:
-            return compose(config_name, overrides=[o for o in overrides if not o.startswith("hydra.")])
+            cfg = compose(config_name, overrides=[o for o in overrides if not o.startswith("hydra.")])
         except (HydraException, OmegaConfBaseException) as err:
             raise ConfigError(_first_line(err)) from err
+    for override in plain:
+        _check_type(base, cfg, override.split("=", 1)[0])
+    return cfg
 
 
-_MISSING = object()
+def _check_type(base: DictConfig, cfg: DictConfig, key: str) -> None:
+    """A number stays a number and a flag a flag: ``optim.lr=abc`` or ``seed=abc`` fail here as
+    "not a number" rather than deep inside a constructor. Keys whose default is null, a string, a
+    list or a mapping take anything (their constructors check them)."""
+    default = OmegaConf.select(base, key, default=None, throw_on_resolution_failure=False)
+    value = OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
+    if default is None or value is None:
+        return
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}={value!r}: must be true or false")
+    elif isinstance(default, (int, float)) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise ConfigError(f"{key}={value!r}: not a number (the default is {default})")
 
 
 def _has_key(cfg: DictConfig, key: str) -> bool:
@@ -102,11 +119,20 @@ def _first_line(err: Exception) -> str:
     return " ".join(str(err).strip().splitlines()[:1]) or type(err).__name__
 
 
+#: Names users bring from other frameworks for keys that are spelled differently here.
+SYNONYMS = {"learning_rate": "lr", "wd": "weight_decay", "seed_everything": "seed", "epochs": "max_epochs",
+            "num_epochs": "max_epochs", "steps": "max_steps", "batch_size": "micro_batch_size",
+            "grad_accum": "accumulate_grad_batches", "gradient_accumulation_steps": "accumulate_grad_batches",
+            "warmup": "warmup_steps", "max_grad_norm": "gradient_clip_val"}
+
+
 def _unknown_key_message(cfg: DictConfig, key: str) -> str:
     parent_key, _, leaf = key.rpartition(".")
     parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
     siblings = [str(k) for k in parent.keys()] if isinstance(parent, DictConfig) else []
     near = difflib.get_close_matches(leaf, siblings, n=3, cutoff=0.6)
+    if SYNONYMS.get(leaf) in siblings:
+        near = [SYNONYMS[leaf]] + [n for n in near if n != SYNONYMS[leaf]]
     hint = f"; did you mean {', '.join(f'{parent_key}.{n}' if parent_key else n for n in near)}?" if near else ""
     where = f" in {parent_key}" if parent_key and isinstance(parent, DictConfig) else ""
     return f"{key}: no such key{where}{hint} (to add a new key use +{key}=...)"
@@ -117,6 +143,28 @@ def check_mandatory_keys(cfg: DictConfig) -> None:
     missing = sorted(_missing_keys(cfg))
     if missing:
         raise ConfigError(f"{missing[0]}: required (the chosen config leaves it as ???); set {missing[0]}=...")
+
+
+def check_run_dir(argv: list[str], cfg: DictConfig) -> None:
+    """The run dir (``hydra.run.dir=...``, else under ``paths.log_dir``) must be creatable and
+    writable, with space left, before Hydra creates it (Hydra's own error is a traceback)."""
+    given = [a.split("=", 1)[1] for a in argv if a.startswith("hydra.run.dir=")]
+    key, path = ("hydra.run.dir", given[-1]) if given else ("paths.log_dir", OmegaConf.select(cfg, "paths.log_dir"))
+    path = Path(str(path)).expanduser().absolute()
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{key}={path}: cannot create the run dir, {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{key}={path}: cannot create the run dir, {existing} is not writable")
+    stats = os.statvfs(existing)
+    if stats.f_bavail * stats.f_frsize < MIN_FREE_BYTES:
+        raise ConfigError(f"{key}={path}: no space left on the file system of {existing}")
+
+
+#: Less free space than this where the run dir goes is a full disk (a config and logs need some).
+MIN_FREE_BYTES = 1 << 20
 
 
 def _missing_keys(node: DictConfig, prefix: str = "") -> list[str]:

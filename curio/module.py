@@ -159,13 +159,15 @@ class SFTModule(L.LightningModule):
         self.log("train_loss", metrics["train/loss"], prog_bar=True, logger=False)
         self.log_dict(metrics, on_step=True, on_epoch=False)
         if self.consecutive_skips >= self.max_consecutive_skips:
-            # No update happened since the last good step, so these are its weights.
+            # No update happened since the last finite step, so these are its weights.
             path = Path(self.trainer.default_root_dir) / "checkpoints" / "last-good.ckpt"
             self.trainer.save_checkpoint(path)
+            largest = max(float(p.detach().abs().max()) for p in self.model.parameters())
             raise TrainingDiverged(
                 f"{self.consecutive_skips} optimizer steps in a row had a non-finite gradient norm "
-                f"(limit max_consecutive_skips={self.max_consecutive_skips}); the weights are those of "
-                f"the last good step, saved to {path}: lower optim.lr or check the data"
+                f"(limit module.max_consecutive_skips={self.max_consecutive_skips}); saved the weights of the "
+                f"last finite step (largest |w| = {largest:.3g}) to {path}: lower optim.lr or check the data, "
+                f"then resume with ckpt_path={path}"
             )
 
     # --------------------------------------------------------------------------- checkpoints
@@ -174,7 +176,6 @@ class SFTModule(L.LightningModule):
         # teacher is a submodule, so it is in the state dict); these make a resumed run identical.
         checkpoint["curio"] = {
             "skipped_steps": self.skipped_steps,
-            "consecutive_skips": self.consecutive_skips,
             "rng": {
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -187,7 +188,8 @@ class SFTModule(L.LightningModule):
         if state is None:
             return
         self.skipped_steps = state["skipped_steps"]
-        self.consecutive_skips = state["consecutive_skips"]
+        # A resumed run starts a new streak: the run that stopped after max_consecutive_skips
+        # must not stop its own resumption (with a lower lr, say) before its first step.
         torch.set_rng_state(state["rng"]["torch"])
         if state["rng"]["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])

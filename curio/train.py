@@ -15,27 +15,16 @@ from omegaconf import DictConfig
 
 from curio.checkpoint_io import AtomicCheckpointIO
 from curio.cli import build, save_run_config
-from curio.components import build_objective, build_optimizer, build_scheduler
+from curio.components import build_objective, build_optimizer, build_scheduler, check_devices
 from curio.cpu_allocator import keep_freed_memory
 from curio.errors import ConfigError
 from curio.module import SFTModule
+from curio.resume import resolve_ckpt_path
 
 log = logging.getLogger(__name__)
 # Lightning attaches its own console handler; Hydra's root handlers already print (and file) its
 # records, so drop Lightning's to avoid every line showing twice.
 logging.getLogger("lightning.pytorch").handlers.clear()
-
-
-def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
-    """``auto``: this run dir's ``checkpoints/last.ckpt`` if there is one (else start fresh), so
-    the same command both starts and resumes a pre-emptible job. Other values go to Lightning."""
-    if ckpt_path != "auto":
-        return ckpt_path
-    last = output_dir / "checkpoints" / "last.ckpt"
-    if last.exists():  # a file, or a folder for sharded (FSDP2) checkpoints
-        log.info("Resuming from %s", last)
-        return str(last)
-    return None
 
 
 def _is_sharded(strategy: Any) -> bool:
@@ -65,10 +54,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     optimizer = build_optimizer(cfg)
     scheduler = build_scheduler(cfg)
     output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     resolved = save_run_config(cfg, output_dir)
     L.seed_everything(cfg.seed, workers=True)
 
+    check_devices(cfg.trainer)
     callbacks = [build(c, f"callbacks.{k}") for k, c in (cfg.get("callbacks") or {}).items() if c]
     loggers = [build(c, f"logger.{k}") for k, c in (cfg.get("logger") or {}).items() if c]
     # Sharded strategies write checkpoint folders through torch.distributed.checkpoint themselves.

@@ -21,3 +21,12 @@ def test_explicit_mode_wins(monkeypatch, tmp_path):
     monkeypatch.setenv("WANDB_MODE", "disabled")
     assert wandb_logger(save_dir=str(tmp_path), project="p")._wandb_init["mode"] == "disabled"
     assert wandb_logger(mode="offline", save_dir=str(tmp_path), project="p")._wandb_init["mode"] == "offline"
+
+
+def test_a_resumed_run_logs_to_the_same_wandb_run(monkeypatch, tmp_path):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    first = wandb_logger(save_dir=str(tmp_path), project="p")._wandb_init
+    again = wandb_logger(save_dir=str(tmp_path), project="p")._wandb_init
+    assert first["id"] == again["id"] and first["resume"] == "allow"
+    assert (tmp_path / "wandb_run_id").read_text().strip() == first["id"]
+    assert wandb_logger(save_dir=str(tmp_path / "other"), project="p")._wandb_init["id"] != first["id"]

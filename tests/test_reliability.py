@@ -1,9 +1,14 @@
 """Typos fail fast as one line; checkpoint writes are atomic; secrets stay out of outputs;
 non-finite steps are skipped, counted, and stop a diverged run with its last good state saved."""
 
+import errno
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +17,7 @@ import curio.train as curio_train
 from curio.checkpoint_io import AtomicCheckpointIO
 from curio.errors import ConfigError, TrainingDiverged, UserError
 from curio.losses.ce import CrossEntropyLoss
+from curio.resume import resolve_ckpt_path
 from train import precheck
 
 # Typical mistakes, each caught before Hydra starts: typos by the command-line check alone (no torch
@@ -34,7 +40,17 @@ PRECHECK_MISTAKES = {
     "sched.horizon_multiplier=0.5": "sched.horizon_multiplier=0.5: must be >= 1",
     "module.aggregation=global": "module.aggregation='global': choose one of step_token_mean",
     "model.net.dtype=float33": "model.net.dtype='float33': choose null or one of float32",
+    "seed=abc": "seed='abc': not a number (the default is 0)",
+    "optim.lr=abc": "optim.lr='abc': not a number",
+    "module.gradient_checkpointing=yes": "module.gradient_checkpointing='yes': must be true or false",
+    "optim.learning_rate=1e-5": "optim.learning_rate: no such key in optim; did you mean optim.lr?",
+    "ckpt_path=no/such.ckpt": "ckpt_path=no/such.ckpt: no such file or folder",
+    f"trainer.devices={os.cpu_count() + 1}": f"CPU processes on {os.cpu_count()} core(s) would only contend",
+    f"hydra.run.dir={Path(__file__).parent / 'assets' / 'sums_messages.jsonl' / 'run'}": "cannot create the run dir, ",
 }
+if not torch.cuda.is_available():
+    PRECHECK_MISTAKES["trainer=gpu"] = "trainer.accelerator=gpu: no CUDA GPU is visible here"
+    PRECHECK_MISTAKES["trainer=fsdp"] = "trainer.accelerator=gpu: no CUDA GPU is visible here"
 
 
 @pytest.mark.parametrize(("overrides", "needle"), PRECHECK_MISTAKES.items(), ids=list(PRECHECK_MISTAKES))
@@ -93,14 +109,46 @@ def test_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypat
 
     def crash_mid_write(obj, f, *args, **kwargs):
         real_save(obj, f, *args, **kwargs)
-        raise OSError("disk full / killed mid-write")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", crash_mid_write)
-    with pytest.raises(OSError):
+    with pytest.raises(UserError, match=f"cannot write checkpoint {path}: No space left on device"):
         io.save_checkpoint({"step": 2, "w": torch.zeros(3)}, path)
     monkeypatch.setattr(torch, "save", real_save)
     loaded = io.load_checkpoint(path)
     assert loaded["step"] == 1 and torch.equal(loaded["w"], torch.ones(3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
+
+
+def test_checkpoints_are_staged_beside_their_target_not_in_tmpdir(tmp_path, monkeypatch):
+    staging = tmp_path / "tmpdir"
+    staging.mkdir()
+    monkeypatch.setenv("TMPDIR", str(staging))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    seen = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (seen.append((Path(a), Path(b))), real_replace(a, b)))
+    path = tmp_path / "run" / "checkpoints" / "step000002.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"w": torch.ones(1000)}, path)
+    assert seen == [(path.with_name("step000002.ckpt.tmp"), path)] and path.is_file()
+    assert not list(staging.iterdir())
+
+
+def test_auto_resumes_the_newest_complete_checkpoint_and_clears_partial_ones(tmp_path):
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    assert resolve_ckpt_path("auto", tmp_path) is None
+    for i, name in enumerate(["step000002.ckpt", "step000004.ckpt"]):
+        (folder / name).write_bytes(b"x")
+        os.utime(folder / name, (1000 + i, 1000 + i))
+    (folder / "step000006.ckpt.tmp").write_bytes(b"partial")  # a save killed mid-write
+    (folder / "last.ckpt.old").mkdir()  # a sharded save killed mid-swap
+    # No last.ckpt yet (killed before it was first written): the newest periodic one.
+    assert resolve_ckpt_path("auto", tmp_path) == str(folder / "step000004.ckpt")
+    assert sorted(p.name for p in folder.iterdir()) == ["step000002.ckpt", "step000004.ckpt"]
+    (folder / "last.ckpt").write_bytes(b"x")
+    assert resolve_ckpt_path("auto", tmp_path) == str(folder / "last.ckpt")
+    assert resolve_ckpt_path(None, tmp_path) is None
 
 
 def test_secrets_never_reach_saved_configs_or_logs(tmp_path, compose_cfg, fast):
@@ -133,7 +181,8 @@ def test_non_finite_steps_are_skipped_counted_and_stop_the_run(tmp_path, monkeyp
     cfg = compose_cfg(fast + ["trainer.max_steps=10", "module.max_consecutive_skips=3", "data.val_size=0",
                                  "callbacks.model_checkpoint.every_n_train_steps=1",
                                  "callbacks.model_checkpoint.save_top_k=-1"], tmp_path)
-    with pytest.raises(TrainingDiverged, match="3 optimizer steps in a row.*last-good.ckpt"):
+    with pytest.raises(TrainingDiverged, match=r"3 optimizer steps in a row.*last finite step \(largest \|w\| = "
+                                               r"[0-9.]+\) to .*last-good.ckpt"):
         curio_train.train(cfg)
     good = torch.load(tmp_path / "checkpoints" / "last-good.ckpt", weights_only=True)
     after_step_1 = torch.load(tmp_path / "checkpoints" / "step000001.ckpt", weights_only=True)
@@ -146,6 +195,54 @@ def test_non_finite_steps_are_skipped_counted_and_stop_the_run(tmp_path, monkeyp
     skipped = [row.split(",")[header.index("train/skipped_steps")] for row in metrics[1:]]
     # The stopping step raises before Lightning flushes its row; the checkpoint above has its count.
     assert [float(s) for s in skipped if s] == [0.0, 1.0, 2.0]
+
+
+    # Resumed from last-good with a lower lr, the run goes on even though its first step is not
+    # finite yet: the skip streak of the run that stopped does not carry over.
+    calls["n"] = 0
+
+    def nan_at_first_step(self, logits, targets, teacher):
+        loss, metrics = real(self, logits, targets, teacher)
+        calls["n"] += 1
+        return (loss * float("nan") if calls["n"] == 1 else loss), metrics
+
+    monkeypatch.setattr(CrossEntropyLoss, "token_losses", nan_at_first_step)
+    resumed = compose_cfg(fast + ["trainer.max_steps=6", "module.max_consecutive_skips=3", "data.val_size=0",
+                                  "optim.lr=1e-3", f"ckpt_path={tmp_path / 'checkpoints' / 'last-good.ckpt'}"],
+                          tmp_path / "resumed")
+    curio_train.train(resumed)
+    assert (tmp_path / "resumed" / "hf" / "model.safetensors").is_file()
+
+
+def test_a_run_dir_that_cannot_be_written_is_one_line_naming_it(tmp_path, monkeypatch, compose_cfg, fast):
+    from curio.cli import save_run_config
+
+    cfg = compose_cfg(fast, tmp_path / "run")
+    real_fsync = os.fsync
+
+    def full_disk(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(UserError, match=f"run dir {tmp_path / 'run'}: cannot write there \\(No space left on device\\)"):
+        save_run_config(cfg, tmp_path / "run")
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(UserError, match="cannot write there"):
+        save_run_config(cfg, blocker / "run")
+
+
+def test_a_finished_run_resumed_writes_its_missing_export(tmp_path, compose_cfg, fast):
+    """Killed during the final export: the documented resume command finishes the job."""
+    cfg = compose_cfg(fast + ["trainer.max_steps=2", "data.val_size=0"], tmp_path)
+    curio_train.train(cfg)
+    exported = (tmp_path / "hf" / "model.safetensors").read_bytes()
+    shutil.rmtree(tmp_path / "hf")
+    metrics = (tmp_path / "csv" / "metrics.csv").read_text()
+    curio_train.train(compose_cfg(fast + ["trainer.max_steps=2", "data.val_size=0", "ckpt_path=auto"], tmp_path))
+    assert (tmp_path / "hf" / "model.safetensors").read_bytes() == exported
+    assert (tmp_path / "csv" / "metrics.csv").read_text() == metrics  # nothing logged, nothing lost
 
 
 def test_mandatory_keys_of_a_chosen_group_can_be_set(tmp_path):

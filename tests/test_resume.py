@@ -2,6 +2,7 @@
 documented command ends with the weights of an uninterrupted run (bitwise, on CPU), for vanilla
 SFT and for CurioSFT with the lagged teacher."""
 
+import csv
 import subprocess
 import sys
 
@@ -30,26 +31,36 @@ def base(sums_jsonl) -> list[str]:
     return [*BASE, f"data.train={sums_jsonl}"]
 
 
+def history(run_dir) -> list[tuple[str, str]]:
+    """``(step, train/loss)`` of every optimizer step in the run's metrics.csv, as written."""
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        return [(row["step"], row["train/loss"]) for row in csv.DictReader(f) if row.get("train/loss")]
+
+
 @pytest.fixture(scope="module")
 def straight(repo_root, tmp_path_factory, base):
-    """Final weights of uninterrupted runs, per loss."""
-    weights = {}
+    """Final weights and metric history of uninterrupted runs, per loss."""
+    runs = {}
     for name, loss in LOSSES.items():
         run_dir = tmp_path_factory.mktemp(f"straight-{name}")
         result = run(base + loss + [f"hydra.run.dir={run_dir}"], repo_root)
         assert result.returncode == 0, result.stderr[-2000:]
-        weights[name] = load_file(run_dir / "hf" / "model.safetensors")
-    return weights
+        runs[name] = (load_file(run_dir / "hf" / "model.safetensors"), history(run_dir))
+    return runs
 
 
 def resume_and_compare(repo_root, run_dir, args, expected):
     # The documented resume command: the same command, the same run dir, ckpt_path=auto.
     result = run(args + [f"hydra.run.dir={run_dir}", "ckpt_path=auto"], repo_root)
     assert result.returncode == 0, result.stderr[-2000:]
+    weights, metrics = expected
     resumed = load_file(run_dir / "hf" / "model.safetensors")
-    assert expected.keys() == resumed.keys()
-    for name in expected:
-        assert torch.equal(expected[name], resumed[name]), name
+    assert weights.keys() == resumed.keys()
+    for name in weights:
+        assert torch.equal(weights[name], resumed[name]), name
+    # The metrics file holds the whole run, each optimizer step once, with the values of the
+    # uninterrupted run.
+    assert history(run_dir) == metrics
     return resumed
 
 

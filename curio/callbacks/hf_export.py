@@ -16,6 +16,10 @@ log = logging.getLogger(__name__)
 class HFExport(Callback):
     """Writes ``<trainer.default_root_dir>/<dirname>/`` on rank 0 when ``fit`` ends.
 
+    At the end of ``fit``, not of the training loop: a run resumed after it had already trained
+    to its last step (killed during this export, say) skips the loop and still writes the export.
+    A pre-empted or failed run ends ``fit`` with an exception and writes none.
+
     The tokenizer comes from the datamodule, so the export carries the exact chat template the
     model was trained with. With FSDP2 (``trainer=fsdp``) every rank takes part in gathering the
     full weights (one tensor at a time, onto rank 0's CPU) and rank 0 alone writes one
@@ -27,7 +31,7 @@ class HFExport(Callback):
         self.dtype = dtype
         self.path: Path | None = None
 
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         model = pl_module.model
         state = full_state_dict(model) if is_sharded(model) else None  # a collective: all ranks
         if trainer.is_global_zero:

@@ -71,6 +71,11 @@ class PreemptionCheckpoint(Callback):
             return
         path = Path(trainer.default_root_dir) / self.dirname / "last.ckpt"
         trainer.save_checkpoint(path)
+        # The loop would hand this step's metrics to the loggers right after this hook; the exit
+        # below would skip that, and the step would be missing from metrics.csv for good.
+        trainer._logger_connector.update_train_step_metrics()
+        for logger in trainer.loggers:
+            logger.save()
         log.warning("Pre-empted (%s) at step %d: saved %s; resume with ckpt_path=auto and the same "
                     "hydra.run.dir", self.received or "signal on another rank", trainer.global_step, path)
         raise Preempted(PREEMPTED_EXIT_CODE)

@@ -112,7 +112,6 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     start = time.perf_counter()
     model = check_eval_config(cfg)
     out = Path(cfg.paths.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     config = save_run_config(cfg, out)
     log.info("Model: %s", model)
 
