@@ -13,7 +13,7 @@ from curio.evaluation.metrics import (
     benchmark_metrics,
     distinct_n,
     group_means,
-    majority_correct,
+    majority_at_k,
     pass_at_k,
     pass_k_values,
 )
@@ -39,7 +39,7 @@ __all__ = [
     "load_hf_benchmark",
     "load_jsonl_benchmark",
     "load_parquet_benchmark",
-    "majority_correct",
+    "majority_at_k",
     "normalize_answer",
     "pass_at_k",
     "pass_k_values",

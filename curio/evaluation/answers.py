@@ -61,7 +61,9 @@ _UNITS = (
     r"months?|years?|degrees?|radians?|dollars?|cents?|pounds?|lbs?|kg|grams?|liters?|ml|"
     r"ways|points?|people|students?|children|tickets|edges|digits|integers|meals"
 )
-_TRAILING_UNITS = re.compile(rf"(?<=[\d}}])(?:\s*(?:{_UNITS})(?:\^\{{?[23]\}}?)?)+\.?\s*$")
+_UNIT_AT_END = re.compile(rf"(?:{_UNITS})(?:\^\{{?[23]\}}?)?$")
+#: Longer than any unit word with its exponent (``centimeters^{2}``): where a trailing unit is looked for.
+_UNIT_WINDOW = 24
 _TEXT_WRAPPER = re.compile(
     r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mathit|mbox|operatorname)\s*\{([^{}]*)\}"
 )
@@ -89,7 +91,7 @@ def normalize_answer(answer: str) -> str:
     s = re.sub(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|\\degree|°", "", s)
     s = s.replace("\\%", "").replace("%", "")
     s = re.sub(r"\\[,;:! ]|\\displaystyle|~", " ", s)
-    s = _TRAILING_UNITS.sub("", s)
+    s = _strip_trailing_units(s)
     s = re.sub(r"\s+", "", s).rstrip(".")
     s = s.replace("{,}", ",")
     s = re.sub(r"\\frac(\d)(\d)", r"\\frac{\1}{\2}", s)
@@ -106,15 +108,79 @@ def normalize_answer(answer: str) -> str:
     return s
 
 
+_NUMPY_FUNCTION = re.compile(r"\bnp\.(arcsin|arccos|arctan|sinh|cosh|tanh|sin|cos|tan|exp|log|sqrt|pi)\b")
+_PYTHON_FLOAT = re.compile(r"(?<![\d.])(\d+)\.(?![\d\w])")
+_E_NOTATION = re.compile(r"(?<![\w.\\])(\d+(?:\.\d+)?)[eE]\+?(-?)0*(\d+)(?![\w.])")
+_E_SUBSCRIPT = re.compile(r"(?<!\\mathrm\{)(?<![\\\w])E_")
+_SYMBOL_LHS = re.compile(r"^\s*(?:[A-Za-z](?:_\{[^{}=]*\}|_[A-Za-z0-9])?|\\frac\{d\w*\}\{d\w+\})\s*=(?!=)")
+_VARIABLE_INTERVAL = re.compile(r"^[A-Za-z]\s*(?=[(\[][^()\[\]]*,[^()\[\]]*[)\]]$)")
+_TRAILING_PERCENT = re.compile(r"(?<=\d)\s*\\?%$")
+
+
+def latex_fixups(text: str) -> str:
+    """Notation math-verify misreads, rewritten the way it reads it right; applied to golds and
+    to answers alike before they are compared:
+
+    * ``4.5e33``, ``1e-5`` (e-notation: math-verify reads the ``e`` as Euler's number) ->
+      ``4.5\\times10^{33}``, ``1\\times10^{-5}``;
+    * Python/numpy forms: ``np.arcsin(10/13)`` -> ``\\arcsin(10/13)``, ``-1./3`` -> ``-1/3``;
+    * ``E_{1}`` (``E`` is Euler's number to math-verify, so no subscript parses) -> ``\\mathrm{E}_{1}``;
+    * ``\\odot`` (solar units, unknown to its LaTeX parser) -> ``sun``.
+    """
+    text = _NUMPY_FUNCTION.sub(lambda m: "\\pi" if m.group(1) == "pi" else "\\" + m.group(1), text)
+    text = _PYTHON_FLOAT.sub(r"\1", text)
+    text = _E_NOTATION.sub(lambda m: f"{m.group(1)}\\times10^{{{m.group(2)}{m.group(3)}}}", text)
+    text = _E_SUBSCRIPT.sub(r"\\mathrm{E}_", text)
+    return text.replace("_\\odot", "_{sun}").replace("\\odot", "sun")
+
+
+def normalize_gold(ground_truth: str) -> str:
+    """A benchmark's reference answer, in the form its grader reads (done once, at load time).
+
+    Drops dollar signs (math delimiters and currency), a symbol or derivative on the left of a
+    single ``=`` (``m_{\\max}=n^2-n-1`` -> ``n^2-n-1``; math-verify accepts either form of the
+    model's answer against it), a variable before an interval (``t(0,4]`` -> ``(0,4]``) and a
+    trailing percent sign (``62.5\\%`` -> ``62.5``, as :func:`normalize_answer` does for answers),
+    then applies :func:`latex_fixups`.
+    """
+    text = ground_truth.strip().replace("\\$", "").replace("$", "").strip()
+    if text.count("=") == 1:
+        text = _SYMBOL_LHS.sub("", text)
+    text = _VARIABLE_INTERVAL.sub("", text)
+    text = _TRAILING_PERCENT.sub("", text)
+    return latex_fixups(text.strip())
+
+
+def _strip_trailing_units(s: str) -> str:
+    """``"5 square cm^2."`` -> ``"5"``: unit words (with an exponent) at the end, right after a
+    digit or ``}``. Scans back from the end one unit at a time, each within a short window, so
+    the cost is linear in the length (one regex over the whole string was quadratic on a long run
+    of units: 12 s for 24k characters)."""
+    core = s.rstrip()
+    core = core[:-1] if core.endswith(".") else core
+    end, cut = len(core), None
+    while end:
+        match = _UNIT_AT_END.search(core, max(0, end - _UNIT_WINDOW), end)
+        if match is None:
+            break
+        end = len(core[: match.start()].rstrip())
+        if end and core[end - 1] in "0123456789}":
+            cut = end  # units from here on follow a digit or a brace: strippable
+    return s if cut is None else core[:cut]
+
+
 def as_integer(normalized: str) -> int | None:
     """The integer a normalised answer spells exactly (``"025"`` -> 25), else None."""
     return int(normalized) if re.fullmatch(r"-?\d+", normalized) else None
 
 
 _CHOICE_IN_BOX = re.compile(r"\(?([A-Za-z])\)?(?:$|[.:)\s])|\(?([1-9])\)?$")
+# "option (A)", "which is choice B": the label named as an option, the most explicit phrase.
+_CHOICE_NAMED = re.compile(r"\b(?i:option|choice)\s*(?:\*\*|\$|\\text\{|\()*\s*([A-J]|[1-9])(?![\w]|\.\d)")
+# "the answer is C", "ANSWER: 3"; a digit followed by a word ("the answer is 4 eV") is a value.
 _CHOICE_AFTER_PHRASE = re.compile(
-    r"(?i:answer)(?:\s+(?i:is))?\s*(?:[:\uff1a]|(?i:option|choice))?\s*(?:\*\*|\$|\\text\{|\()*\s*"
-    r"([A-J]|[1-9])(?![\w]|\.\d)"
+    r"(?i:answer)(?:\s+(?i:is))?\s*(?:[:\uff1a])?\s*(?:\*\*|\$|\\text\{|\()*\s*"
+    r"([A-J]|[1-9](?!\s*[A-Za-z/]))(?![\w]|\.\d)"
 )
 _CHOICE_IN_PARENS = re.compile(r"\(([A-J])\)")
 _CHOICE_ALONE = re.compile(r"\s*\(?([A-J])\)?[.:]?\s*")
@@ -129,15 +195,16 @@ def extract_choice(text: str) -> str | None:
     """The multiple-choice label a response commits to, or None.
 
     Looks, in order of how explicit the commitment is, at the last ``\\boxed{...}`` (``C``, ``(C)``,
-    ``C) text``, ``\\text{C}``, or a digit label such as ``2``), the last "answer is C" /
-    "ANSWER: C" phrase, the last parenthesised letter ``(C)``, and a response that is only a letter.
+    ``C) text``, ``\\text{C}``, or a digit label such as ``2``), the last "option C" / "choice
+    (C)", the last "answer is C" / "ANSWER: C" phrase (not "the answer is 4 eV"), the last
+    parenthesised letter ``(C)``, and a response that is only a letter.
     """
     boxed = last_boxed(text)
     if boxed is not None:
         match = _CHOICE_IN_BOX.match(normalize_answer(boxed))
         if match:
             return (match.group(1) or match.group(2)).upper()
-    for pattern in (_CHOICE_AFTER_PHRASE, _CHOICE_IN_PARENS):
+    for pattern in (_CHOICE_NAMED, _CHOICE_AFTER_PHRASE, _CHOICE_IN_PARENS):
         # deque(maxlen=1) keeps only the last match without building a list of all of them.
         last = deque(pattern.finditer(text), maxlen=1)
         if last:

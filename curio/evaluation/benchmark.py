@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from curio.evaluation.answers import normalize_gold
 from curio.evaluation.grading import GRADER_KINDS, GraderKind
 
 GROUPS: tuple[str, ...] = ("id", "ood")
@@ -17,7 +18,9 @@ class Problem:
     Attributes:
         prompt: chat messages ``[{"role": ..., "content": ...}, ...]`` to render with the model's
             chat template.
-        ground_truth: the reference answer (a LaTeX expression, or a choice label such as ``"C"``).
+        ground_truth: the reference answer (a LaTeX expression, or a choice label such as ``"C"``);
+            a math benchmark's are normalised when it is built
+            (:func:`~curio.evaluation.answers.normalize_gold`: ``4.5e33`` -> ``4.5\\times10^{33}``, ...).
         index: position in the source file, to trace results back to it.
     """
 
@@ -54,6 +57,9 @@ class Benchmark:
             )
         if not self.problems:
             raise ValueError(f"benchmark {self.name!r} has no problems")
+        if self.grader == "math":
+            golds = tuple(replace(p, ground_truth=normalize_gold(p.ground_truth)) for p in self.problems)
+            object.__setattr__(self, "problems", golds)
 
     def __len__(self) -> int:
         return len(self.problems)

@@ -26,8 +26,10 @@ from curio.evaluation.answers import (
     as_integer,
     extract_choice,
     last_boxed,
+    latex_fixups,
     normalize_answer,
     normalize_choice,
+    normalize_gold,
 )
 from curio.evaluation.timeout_pool import TimeoutPool
 
@@ -65,14 +67,11 @@ def grade_choice(response: str, ground_truth: str, require_think_close: bool = F
     )
 
 
-def _strip_dollars(latex: str) -> str:
-    return latex.replace("\\$", "").replace("$", "")
-
-
 @lru_cache(maxsize=4096)
 def _parse_gold(ground_truth: str) -> list:
     # Boxing the truth makes math-verify read all of it as one answer (verl's convention).
-    return parse("\\boxed{" + _strip_dollars(ground_truth) + "}", parsing_timeout=None)
+    # normalize_gold is idempotent: golds the loaders normalised already pass through unchanged.
+    return parse("\\boxed{" + normalize_gold(ground_truth) + "}", parsing_timeout=None)
 
 
 def math_verify_equal(job: tuple[str, str]) -> tuple[bool, str | None]:
@@ -82,7 +81,7 @@ def math_verify_equal(job: tuple[str, str]) -> tuple[bool, str | None]:
     """
     ground_truth, answer_text = job
     gold = _parse_gold(ground_truth)
-    pred = parse(answer_text, parsing_timeout=None)
+    pred = parse(latex_fixups(answer_text), parsing_timeout=None)
     # parse() returns [sympy object, matched string] when it finds an answer.
     found = next((p for p in reversed(pred) if isinstance(p, str)), None)
     return bool(gold and pred and verify(gold, pred, timeout_seconds=None)), found

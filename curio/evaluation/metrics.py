@@ -10,6 +10,8 @@ import math
 from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
 
+import numpy as np
+
 from curio.evaluation.grading import Grade
 
 
@@ -32,19 +34,48 @@ def pass_k_values(n: int) -> list[int]:
     return ks + [n]
 
 
-def majority_correct(answers: Sequence[str | None], correct: Sequence[bool]) -> bool:
-    """Whether the most frequent extracted answer is correct (maj@n for one problem).
+def majority_at_k(answers: Sequence[str | None], correct: Sequence[bool], k: int) -> float:
+    """maj@k of one problem: the chance that a majority vote over k of its n samples is correct.
 
-    Samples without an answer do not vote. Ties go to the answer that appeared first. The winning
-    answer counts as correct if any of its samples was graded correct (identical answers share a
-    verdict unless grading of one of them failed).
+    The same subset convention as :func:`pass_at_k`: the exact mean over all ``C(n, k)`` subsets
+    of k samples. Samples without an answer do not vote (a subset with no answer is wrong); a tie
+    between answers is broken uniformly at random (a tie of a correct and a wrong answer counts
+    1/2); an answer counts as correct if any of its samples was graded correct (identical answers
+    share a verdict unless grading of one of them failed).
+
+    Computed by counting, not by enumerating subsets: for each correct answer a and each number x
+    of its samples in the subset, the ways to fill the other k - x places with every other answer
+    at most x times (a dynamic program over answers that also counts the answers tied at x) and any
+    number of unanswered samples.
     """
-    votes = Counter(a for a in answers if a is not None)
-    if not votes:
-        return False
-    # Counter keeps first-seen order, and max() returns the first of equal counts.
-    winner = max(votes, key=votes.__getitem__)
-    return any(ok for a, ok in zip(answers, correct) if a == winner)
+    n = len(answers)
+    if len(correct) != n or not 1 <= k <= n:
+        raise ValueError(f"need equally many answers and verdicts and 1 <= k <= n, got n={n}, k={k}")
+    counts: Counter[str] = Counter(a for a in answers if a is not None)
+    good = {a for a, ok in zip(answers, correct) if a is not None and ok}
+    unanswered = n - sum(counts.values())
+    wins = 0.0
+    for answer, c_a in counts.items():
+        if answer not in good:
+            continue
+        others = [c for a, c in counts.items() if a != answer]
+        for x in range(1, min(c_a, k) + 1):
+            rest = k - x
+            # ways[t, ties]: subsets of t samples of the other answers, none above x, `ties` at x.
+            ways = np.zeros((rest + 1, len(others) + 1))
+            ways[0, 0] = 1.0
+            for c_b in others:
+                new = np.zeros_like(ways)
+                for y in range(min(c_b, x, rest) + 1):
+                    if y == x:
+                        new[y:, 1:] += math.comb(c_b, y) * ways[: rest + 1 - y, :-1]
+                    else:
+                        new[y:, :] += math.comb(c_b, y) * ways[: rest + 1 - y, :]
+                ways = new
+            free = np.array([math.comb(unanswered, rest - t) for t in range(rest + 1)], dtype=float)
+            by_ties = (ways * free[:, None]).sum(axis=0)
+            wins += math.comb(c_a, x) * float((by_ties / np.arange(1, len(others) + 2)).sum())
+    return wins / math.comb(n, k)
 
 
 def distinct_n(sequences: Sequence[Sequence[Hashable]], n: int) -> float:
@@ -70,7 +101,8 @@ def benchmark_metrics(
     * ``avg@n``: mean correctness over all samples (the headline number), also under the key
       ``accuracy`` so that groups mixing different n (MMLU-Pro uses n = 1) still average it;
     * ``pass@k`` for k in :func:`pass_k_values` (``pass@1`` equals ``avg@n``);
-    * ``maj@n``: share of problems whose most frequent answer is correct;
+    * ``maj@k`` for the same k: the chance that a majority vote over k samples is correct
+      (:func:`majority_at_k`; ties broken at random);
     * ``distinct_answers``: mean number of different extracted answers per problem;
     * ``grading_errors`` / ``grading_timeouts``: share of samples whose grading failed / timed out
       (scored wrong);
@@ -93,9 +125,10 @@ def benchmark_metrics(
         "accuracy": accuracy,
         f"avg@{n}": accuracy,
         **{f"pass@{k}": _mean([pass_at_k(n, c, k) for c in counts]) for k in pass_k_values(n)},
-        f"maj@{n}": _mean(
-            [majority_correct([g.extracted for g in s], [g.correct for g in s]) for s in grades]
-        ),
+        **{
+            f"maj@{k}": _mean([majority_at_k([g.extracted for g in s], [g.correct for g in s], k) for s in grades])
+            for k in pass_k_values(n)
+        },
         "distinct_answers": _mean(
             [len({g.extracted for g in s if g.extracted is not None}) for s in grades]
         ),

@@ -31,7 +31,8 @@ def results_table(results: dict[str, Any]) -> str:
               "length", "truncated", "entropy", "entropy@T"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, group, n, problems, metrics in rows:
-        maj = next((v for key, v in metrics.items() if key.startswith("maj@")), None)
+        majs = {int(key[4:]): v for key, v in metrics.items() if key.startswith("maj@")}
+        maj = majs[max(majs)] if majs else None  # maj@n: the vote over every sample
         cells = [
             name, group, str(n), str(problems), _percent(metrics.get("accuracy")),
             *(_percent(metrics.get(f"pass@{k}")) for k in ks),

@@ -10,6 +10,7 @@ import pytest
 
 import curio.evaluation.grading as grading
 from curio.evaluation import Grade, Grader, grade_choice
+from curio.evaluation.answers import normalize_gold
 
 EQUIVALENT = [
     ("\\frac{1}{2}", "\\boxed{0.5}"),
@@ -182,3 +183,27 @@ def test_pathological_answer_cannot_hang_the_grader(grader: Grader):
     assert time.monotonic() - started < 15
     assert not grades[0].correct and (grades[0].timed_out or grades[0].error)
     assert grades[1].correct
+
+
+@pytest.mark.parametrize(("gold", "answer"), [
+    ("4.5e33", "4.50\\times10^{33}"),
+    ("1e-5", "10^{-5}"),
+    ("6.5e-2", "0.065"),
+    ("np.arcsin(10/13)", "\\arcsin(10/13)"),
+    ("-1./3", "-\\frac{1}{3}"),
+    ("-3./2", "-1.5"),
+    ("62.5%", "62.5\\%"),
+    ("$8 \\%$", "8"),
+    ("$m_{\\max }=n^{2}-n-1$", "n^2-n-1"),
+    ("$t(0,4]$", "(0,4]"),
+    ("E_{1},E_{2}", "E_1, E_2"),
+    ("\\frac{dM}{dt}=\\frac{10^{5} L_{\\odot}}{0.007 c^{2} M_{\\odot}^{6}} M^{6}",
+     "\\frac{10^5 L_\\odot M^6}{0.007 c^2 M_\\odot^6}"),
+])
+def test_golds_in_python_numpy_or_e_notation_accept_latex_answers(grader, gold, answer):
+    normalized = normalize_gold(gold)
+    assert normalize_gold(normalized) == normalized  # idempotent: normalising twice changes nothing
+    (grade,) = grader.grade([f"\\boxed{{{answer}}}"], [gold], "math")
+    assert grade.correct, (gold, normalized, answer, grade)
+    (wrong,) = grader.grade(["\\boxed{7}"], [gold], "math")
+    assert not wrong.correct

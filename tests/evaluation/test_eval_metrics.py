@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+from collections import Counter
 
 import pytest
 
@@ -13,7 +14,7 @@ from curio.evaluation import (
     benchmark_metrics,
     distinct_n,
     group_means,
-    majority_correct,
+    majority_at_k,
     pass_at_k,
     pass_k_values,
 )
@@ -58,14 +59,53 @@ def test_pass_k_values_are_powers_of_two_then_n():
     assert pass_k_values(32) == [1, 2, 4, 8, 16, 32]
 
 
-def test_majority_vote_ignores_missing_answers_and_breaks_ties_by_first_appearance():
-    assert majority_correct(["3", None, None, "3", "4"], [True, False, False, True, False])
-    # "4" and "3" both appear twice; "4" appeared first.
-    assert not majority_correct(["4", "3", "3", "4"], [False, True, True, False])
-    assert majority_correct(["3", "4", "4", "3"], [True, False, False, True])
-    assert not majority_correct([None, None], [False, False])
+def test_majority_vote_ignores_missing_answers_and_splits_ties():
+    assert majority_at_k(["3", None, None, "3", "4"], [True, False, False, True, False], 5) == 1.0
+    # "4" and "3" both appear twice: a random tie-break is right half the time.
+    assert majority_at_k(["4", "3", "3", "4"], [False, True, True, False], 4) == 0.5
+    assert majority_at_k([None, None], [False, False], 2) == 0.0
     # A timed-out sample with the winning answer does not sink it.
-    assert majority_correct(["7", "7", "1"], [False, True, False])
+    assert majority_at_k(["7", "7", "1"], [False, True, False], 3) == 1.0
+
+
+def brute_force_majority(answers, correct, k) -> float:
+    """The definition, one subset at a time: ties split evenly among the tied answers."""
+    good = {a for a, ok in zip(answers, correct) if a is not None and ok}
+    total = 0.0
+    subsets = list(itertools.combinations(range(len(answers)), k))
+    for subset in subsets:
+        votes = Counter(answers[i] for i in subset if answers[i] is not None)
+        if not votes:
+            continue
+        top = max(votes.values())
+        leaders = [a for a, c in votes.items() if c == top]
+        total += sum(a in good for a in leaders) / len(leaders)
+    return total / len(subsets)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_majority_at_k_equals_brute_force_over_all_subsets(seed):
+    rng = random.Random(seed)
+    n = rng.randint(1, 9)
+    pool = ["1", "2", "3", "4", None][: rng.randint(1, 5)]
+    answers = [rng.choice(pool) for _ in range(n)]
+    truth = rng.choice([a for a in pool if a is not None] or ["1"])
+    correct = [a == truth for a in answers]
+    for k in range(1, n + 1):
+        assert majority_at_k(answers, correct, k) == pytest.approx(brute_force_majority(answers, correct, k), abs=1e-12)
+    # k = 1 is the share of samples whose answer is a correct one (pass@1 when verdicts agree).
+    assert majority_at_k(answers, correct, 1) == pytest.approx(sum(correct) / n)
+
+
+def test_majority_at_k_is_fast_at_64_samples():
+    import time
+
+    rng = random.Random(0)
+    answers = [rng.choice([str(i) for i in range(20)] + [None]) for _ in range(64)]
+    correct = [a == "3" for a in answers]
+    start = time.perf_counter()
+    values = [majority_at_k(answers, correct, k) for k in pass_k_values(64)]
+    assert time.perf_counter() - start < 2.0 and all(0 <= v <= 1 for v in values)
 
 
 def test_distinct_n():

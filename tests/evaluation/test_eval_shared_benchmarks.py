@@ -88,3 +88,39 @@ def test_another_problems_ground_truth_scores_near_0_percent(grader: Grader, fil
     grades = grader.grade([response(a) for a in answers], [truths[i] for i in rows], bench.grader)
     correct = [(truths[i], a) for i, a, g in zip(rows, answers, grades) if g.correct]
     assert len(correct) / len(grades) <= allowed, f"wrongly accepted: {correct}"
+
+
+@pytest.mark.parametrize("file_name", [f for f in FILES if load(f).grader == "math"])
+def test_every_gold_parses_after_normalisation(file_name):
+    """math-verify reads every math gold as an expression (a number, set, interval, ...), not just
+    a string: Python/numpy forms, e-notation, percent signs and symbol left-hand sides included."""
+    import sympy
+    from math_verify import parse
+
+    unparsed = []
+    for problem in load(file_name).problems:
+        parsed = parse("\\boxed{" + problem.ground_truth + "}", parsing_timeout=None)
+        if not any(isinstance(x, (sympy.Basic, sympy.MatrixBase, set, tuple)) for x in parsed):
+            unparsed.append(problem.ground_truth)
+    assert not unparsed, unparsed
+
+
+def test_minerva_e_notation_golds_accept_latex_scientific_answers(grader: Grader):
+    """Every e-notation gold of Minerva (58) is matched by the answer written as a LaTeX power of
+    ten, with one more trailing zero (``4.5e33`` <- ``4.50\\times10^{33}``)."""
+    import re
+
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(SHARED_BENCHMARKS / "minerva.parquet").to_pylist()
+    raw = [str(r["reward_model"]["ground_truth"]) for r in rows]
+    golds = [g for g in raw if re.fullmatch(r"-?\d+(?:\.\d+)?e-?\d+", g)]
+    assert len(golds) == 58
+
+    def latex(g: str) -> str:
+        mantissa, exponent = g.split("e")
+        mantissa = mantissa + ("0" if "." in mantissa else ".0")
+        return f"{mantissa}\\times10^{{{int(exponent)}}}"
+
+    grades = grader.grade([response(latex(g)) for g in golds], golds, "math")
+    assert all(g.correct for g in grades), [g for g, x in zip(golds, grades) if not x.correct]
