@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -74,6 +75,14 @@ def test_eval_writes_results_samples_table_and_plot_then_resumes(eval_cfg, model
     for s in samples:
         assert 1 <= s["num_tokens"] <= 8 and s["prompt_tokens"] > 0 and s["entropy"] > 0
         assert s["num_tokens"] == 8 or not s["truncated"]
+    # Each sample's prompt, as the model saw it, once per problem.
+    prompts = [json.loads(line) for line in (tmp_path / "prompts.jsonl").read_text().splitlines()]
+    assert [(p["benchmark"], p["problem"]) for p in prompts] == [(b, i) for b in ("tiny_id", "tiny_ood") for i in range(4)]
+    by_problem = {(p["benchmark"], p["problem"]): p for p in prompts}
+    for s in samples:
+        prompt = by_problem[(s["benchmark"], s["problem"])]
+        assert prompt["prompt_tokens"] == s["prompt_tokens"] and prompt["ground_truth"] == s["ground_truth"]
+    assert "Compute 0+2." in prompts[0]["prompt"] and prompts[0]["prompt"].endswith("<|im_start|>assistant\n")
     assert (tmp_path / "pass_at_k.png").read_bytes()[:8] == PNG_SIGNATURE
     table = (tmp_path / "results.md").read_text()
     assert "| tiny_id | id | 2 | 4 |" in table and "mean (ood)" in table
@@ -87,6 +96,7 @@ def test_eval_writes_results_samples_table_and_plot_then_resumes(eval_cfg, model
     # Seeded per benchmark: the re-run gives the same numbers.
     assert resumed["benchmarks"]["tiny_ood"]["metrics"] == on_disk["benchmarks"]["tiny_ood"]["metrics"]
     assert sorted(map(json.dumps, read_samples(tmp_path))) == sorted(map(json.dumps, samples))
+    assert [json.loads(line) for line in (tmp_path / "prompts.jsonl").read_text().splitlines()] == prompts
 
     # Nothing left to do: the model is not even loaded.
     monkeypatch.setattr(eval_run, "_load", lambda *a: pytest.fail("model loaded"))
@@ -94,6 +104,17 @@ def test_eval_writes_results_samples_table_and_plot_then_resumes(eval_cfg, model
 
     with pytest.raises(ConfigError, match=r"sampling.n=2, this run has sampling.n=3"):
         evaluate(eval_cfg(tmp_path, "resume=true", "sampling.n=3"))
+
+
+def test_prompts_over_the_context_are_counted_or_refused(eval_cfg, tmp_path, caplog):
+    """model=tiny has 2048 positions: 4 prompts + 2100 new tokens cannot fit."""
+    with caplog.at_level(logging.WARNING):
+        evaluate(eval_cfg(tmp_path / "warn", "benchmarks=[tiny_id]", "sampling.max_new_tokens=2100", "sampling.n=1",
+                          "limit=2", "sampling.stop=[x]"))
+    assert "tiny_id: 2 of 2 prompts plus max_new_tokens=2100 exceed the model's context of 2048 tokens" in caplog.text
+    with pytest.raises(ConfigError, match="exceed the model's context"):
+        evaluate(eval_cfg(tmp_path / "error", "benchmarks=[tiny_id]", "sampling.max_new_tokens=2100",
+                          "generation.context_overflow=error"))
 
 
 def test_cli_runs_end_to_end_offline(model_dir, assets, tmp_path):

@@ -103,6 +103,10 @@ def resolve_model(path: str | None, log_dir: Path) -> str:
     raise ConfigError(f"model={path}: no such folder")
 
 
+#: What evaluation does when a prompt plus max_new_tokens exceeds the model's context.
+CONTEXT_OVERFLOW = ("warn", "error")
+
+
 def check_eval_config(cfg: DictConfig) -> str:
     """Everything that can be checked without loading anything; returns the model to load."""
     names = benchmark_names(cfg)
@@ -117,6 +121,9 @@ def check_eval_config(cfg: DictConfig) -> str:
         sampling_params(cfg, override)
     if cfg.generation.backend not in BACKENDS:
         raise ConfigError(f"generation.backend={cfg.generation.backend}: choose one of {', '.join(BACKENDS)}")
+    if cfg.generation.context_overflow not in CONTEXT_OVERFLOW:
+        raise ConfigError(f"generation.context_overflow={cfg.generation.context_overflow}: choose one of "
+                          f"{', '.join(CONTEXT_OVERFLOW)}")
     if cfg.generation.batch_size < 1:
         raise ConfigError(f"generation.batch_size={cfg.generation.batch_size}: must be >= 1")
     return resolve_model(cfg.model.path, Path(cfg.paths.log_dir))

@@ -40,6 +40,9 @@ from curio.ops import entropy
 class Generator(Protocol):
     """What the evaluation loop needs from a backend."""
 
+    #: Positions the model can attend over (prompt + generated tokens), or None if unknown.
+    context_length: int | None
+
     def generate(
         self, prompts: Sequence[Sequence[int]], params: SamplingParams, desc: str = "generate"
     ) -> list[list[Sample]]:
@@ -140,6 +143,10 @@ class HFGenerator:
         if pad is None:
             raise ValueError("the tokenizer has neither a pad token nor an EOS token")
         self.pad_id: int = pad
+
+    @property
+    def context_length(self) -> int | None:
+        return getattr(self.model.config, "max_position_embeddings", None)
 
     def generate(
         self, prompts: Sequence[Sequence[int]], params: SamplingParams, desc: str = "generate"

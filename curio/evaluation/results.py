@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 RESULTS = "results.json"
 SAMPLES = "samples.jsonl"
+#: One row per problem: the rendered prompt its samples in samples.jsonl answered.
+PROMPTS = "prompts.jsonl"
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -69,6 +71,7 @@ class ResultsStore:
         self.run_dir = Path(run_dir)
         self.results_path = self.run_dir / RESULTS
         self.samples_path = self.run_dir / SAMPLES
+        self.prompts_path = self.run_dir / PROMPTS
         self.run_dir.mkdir(parents=True, exist_ok=True)
         previous = self._previous(settings) if resume else None
         self.data: dict[str, Any] = {
@@ -106,14 +109,15 @@ class ResultsStore:
         return previous
 
     def _keep_samples_of(self, benchmarks: set[str]) -> None:
-        # Samples of a benchmark that never reached results.json are dropped: it runs again.
-        kept = []
-        if benchmarks and self.samples_path.is_file():
-            with self.samples_path.open(encoding="utf-8") as lines:
-                kept = [line for line in lines if json.loads(line)["benchmark"] in benchmarks]
-        tmp = self.samples_path.with_name(SAMPLES + ".tmp")
-        tmp.write_text("".join(kept), encoding="utf-8")
-        os.replace(tmp, self.samples_path)
+        # Samples (and prompts) of a benchmark that never reached results.json are dropped: it runs again.
+        for path in (self.samples_path, self.prompts_path):
+            kept = []
+            if benchmarks and path.is_file():
+                with path.open(encoding="utf-8") as lines:
+                    kept = [line for line in lines if json.loads(line)["benchmark"] in benchmarks]
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text("".join(kept), encoding="utf-8")
+            os.replace(tmp, path)
 
     @property
     def done(self) -> set[str]:
@@ -122,6 +126,9 @@ class ResultsStore:
 
     def add(self, run: BenchmarkRun, config: dict[str, Any]) -> None:
         """Record a finished benchmark (``config``: its resolved loader config): samples, then results."""
+        with self.prompts_path.open("a", encoding="utf-8") as out:
+            for record in run.prompt_records():
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
         with self.samples_path.open("a", encoding="utf-8") as out:
             for record in run.records():
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -140,7 +140,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                 params = sampling_params(cfg, specs[name][1])
                 log.info("%s: %d problems x %d samples", name, len(benchmark), params.n)
                 run = run_benchmark(benchmark, tokenizer, generator, grader, params,
-                                    require_think_close=cfg.grading.require_think_close)
+                                    require_think_close=cfg.grading.require_think_close,
+                                    context_overflow=cfg.generation.context_overflow)
                 store.add(run, specs[name][0])
                 samples = len(benchmark) * params.n
                 log.info("%s: accuracy %.4f (%d samples in %.1f s, %.1f samples/s; grading %.1f s)",

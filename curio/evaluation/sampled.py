@@ -6,6 +6,7 @@ Shared by ``eval.py`` (:mod:`curio.evaluation.run`) and the training-time
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -18,18 +19,22 @@ from curio.evaluation.grading import Grade, Grader
 from curio.evaluation.metrics import benchmark_metrics
 from curio.evaluation.sampling import Sample, SamplingParams
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class BenchmarkRun:
     """A benchmark's samples, grades and metrics (``samples[problem][sample]``, same for grades).
 
     Attributes:
+        prompt_texts: each problem's prompt as the model saw it (chat template applied).
         prompt_tokens: each problem's prompt length in tokens.
         generation_s, grading_s: wall-clock seconds spent generating and grading.
     """
 
     benchmark: Benchmark
     params: SamplingParams
+    prompt_texts: list[str]
     prompt_tokens: list[int]
     samples: list[list[Sample]]
     grades: list[list[Grade]]
@@ -61,6 +66,12 @@ class BenchmarkRun:
                     "entropy_sampling": sample.entropy_sampling,
                 }
 
+    def prompt_records(self) -> Iterator[dict[str, Any]]:
+        """One JSON-ready row per problem (for ``prompts.jsonl``): the prompt each sample answered."""
+        for problem, text, tokens in zip(self.benchmark.problems, self.prompt_texts, self.prompt_tokens):
+            yield {"benchmark": self.benchmark.name, "problem": problem.index, "prompt": text,
+                   "prompt_tokens": tokens, "ground_truth": problem.ground_truth}
+
     def grading_errors(self) -> list[dict[str, Any]]:
         """Every sample whose grading failed or timed out: where, and why."""
         return [
@@ -71,19 +82,41 @@ class BenchmarkRun:
         ]
 
 
-def render_prompt(tokenizer, messages: Sequence[dict[str, str]]) -> list[int]:
-    """Token ids of ``messages`` in the tokenizer's chat template, ending in the generation prompt.
-
-    Rendered to text first and tokenized without added special tokens, as the training data is
-    (:mod:`curio.data.encoding`): the template already writes whatever BOS it wants.
-    """
+def render_prompt_text(tokenizer, messages: Sequence[dict[str, str]]) -> str:
+    """``messages`` in the tokenizer's chat template, ending in the generation prompt."""
     if not getattr(tokenizer, "chat_template", None):
         raise ConfigError(
             "the tokenizer has no chat template; set model.chat_template (a bundled name such as "
             "chatml or qwen_math_think, a .jinja file, or the template text)"
         )
-    text = tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
+    return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+
+
+def render_prompt(tokenizer, messages: Sequence[dict[str, str]]) -> list[int]:
+    """Token ids of :func:`render_prompt_text`, tokenized without added special tokens, as the
+    training data is (:mod:`curio.data.encoding`): the template already writes whatever BOS it wants.
+    """
+    return tokenizer(render_prompt_text(tokenizer, messages), add_special_tokens=False)["input_ids"]
+
+
+def check_context(benchmark: Benchmark, prompt_tokens: Sequence[int], max_new_tokens: int,
+                  context_length: int | None, overflow: str = "warn") -> None:
+    """Prompts plus ``max_new_tokens`` must fit the model's context: beyond it, a model's samples
+    are cut short or run on positions it never learnt. ``overflow`` (``generation.context_overflow``,
+    checked by :func:`~curio.evaluation.eval_config.check_eval_config`): ``warn`` (log how many do
+    not fit) or ``error`` (stop before sampling)."""
+    if context_length is None:
+        return
+    over = [n for n in prompt_tokens if n + max_new_tokens > context_length]
+    if not over:
+        return
+    message = (f"{benchmark.name}: {len(over)} of {len(prompt_tokens)} prompts plus max_new_tokens="
+               f"{max_new_tokens} exceed the model's context of {context_length} tokens (longest prompt "
+               f"{max(over)} tokens); lower sampling.max_new_tokens, or use a model with a longer context")
+    if overflow == "error":
+        raise ConfigError(message + " (generation.context_overflow=warn samples them anyway)")
+    log.warning(message)
+
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -97,6 +130,7 @@ def run_benchmark(
     grader: Grader,
     params: SamplingParams,
     require_think_close: bool = False,
+    context_overflow: str = "warn",
 ) -> BenchmarkRun:
     """Sample ``params.n`` responses per problem, grade them and compute the metrics.
 
@@ -105,7 +139,10 @@ def run_benchmark(
     ``token_entropy_sampling``: the mean over samples of each sample's mean next-token entropy
     (nats) at T = 1 and at the sampling temperature.
     """
-    prompts = [render_prompt(tokenizer, problem.prompt) for problem in benchmark.problems]
+    texts = [render_prompt_text(tokenizer, problem.prompt) for problem in benchmark.problems]
+    prompts = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+    check_context(benchmark, [len(p) for p in prompts], params.max_new_tokens, generator.context_length,
+                  context_overflow)
     start = time.perf_counter()
     samples = generator.generate(prompts, params, desc=benchmark.name)
     generation_s = time.perf_counter() - start
@@ -134,6 +171,7 @@ def run_benchmark(
     return BenchmarkRun(
         benchmark=benchmark,
         params=params,
+        prompt_texts=texts,
         prompt_tokens=[len(p) for p in prompts],
         samples=samples,
         grades=grades,

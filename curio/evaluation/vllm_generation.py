@@ -55,6 +55,10 @@ class VLLMGenerator:
             **{k: v for k, v in engine.items() if v is not None},
         )
 
+    @property
+    def context_length(self) -> int | None:
+        return self.llm.llm_engine.model_config.max_model_len
+
     def generate(
         self, prompts: Sequence[Sequence[int]], params: SamplingParams, desc: str = "generate"
     ) -> list[list[Sample]]:
