@@ -86,12 +86,19 @@ def check_devices(trainer: DictConfig) -> None:
 
 
 def check_cheap_parts(cfg: DictConfig) -> None:
-    """Build every cheap part once, and check what would otherwise fail only after the data has
-    been encoded (the model's dtype) or after Lightning has loaded (a data file that is not there)."""
+    """``train.py``'s command-line check: build the objective and :func:`check_common_parts`."""
     build_objective(cfg)
+    Aggregation(OmegaConf.select(cfg, "module.aggregation", default="step_token_mean"))
+    check_common_parts(cfg)
+
+
+def check_common_parts(cfg: DictConfig) -> None:
+    """What ``train.py`` and ``rl.py`` both check before Hydra starts: build the optimizer and the
+    schedule once, and check what would otherwise fail only after the data has been read (the
+    model's dtype), after Lightning has loaded (a data file or checkpoint that is not there), or
+    once processes have started (devices that do not exist)."""
     build_optimizer(cfg)
     build_scheduler(cfg)
-    Aggregation(OmegaConf.select(cfg, "module.aggregation", default="step_token_mean"))
     parse_dtype(OmegaConf.select(cfg, "model.net.dtype", default=None), "model.net.dtype")
     for key in ("data.train", "data.val"):
         source = OmegaConf.select(cfg, key, default=None)

@@ -18,8 +18,23 @@ from curio.errors import ConfigError
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
 
+def newest_export(log_dir: str | Path) -> Path:
+    """The most recently written training export, ``<log_dir>/train/runs/*/hf``."""
+    runs_dir = Path(log_dir) / "train" / "runs"
+    exports = [p for p in runs_dir.glob("*/hf") if (p / "config.json").is_file()]
+    if not exports:
+        raise ConfigError(
+            f"model: no trained model found ({runs_dir}/*/hf is empty); train one with "
+            "`python train.py`, or pass model=<HF folder or hub id>"
+        )
+    return max(exports, key=lambda p: p.stat().st_mtime)
+
+
 if not OmegaConf.has_resolver("curio_root"):
     OmegaConf.register_new_resolver("curio_root", lambda: str(ROOT))
+if not OmegaConf.has_resolver("newest_export"):
+    # ${newest_export:${paths.log_dir}}: rl.py's default policy, the newest SFT export.
+    OmegaConf.register_new_resolver("newest_export", lambda log_dir: str(newest_export(log_dir)))
 
 
 def group_options(group: str, conf_dir: Path = CONF_DIR) -> list[str]:

@@ -9,7 +9,6 @@ summed per-token loss, and (5) turns that sum into the step's token mean (the ag
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +22,7 @@ from curio.aggregation import Aggregation
 from curio.data.collate import IGNORE, SFTBatch
 from curio.errors import ConfigError, TrainingDiverged
 from curio.losses.base import LossInputs, LossOutput, TokenLoss
+from curio.rng import restore_rng, rng_state
 from curio.step_metrics import TokenMetricWindow
 from curio.teacher import Teacher
 
@@ -174,14 +174,7 @@ class SFTModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Weights, optimizer, scheduler, loops and the data position are Lightning's (and the
         # teacher is a submodule, so it is in the state dict); these make a resumed run identical.
-        checkpoint["curio"] = {
-            "skipped_steps": self.skipped_steps,
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                "python": random.getstate(),
-            },
-        }
+        checkpoint["curio"] = {"skipped_steps": self.skipped_steps, "rng": rng_state()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("curio")
@@ -190,10 +183,7 @@ class SFTModule(L.LightningModule):
         self.skipped_steps = state["skipped_steps"]
         # A resumed run starts a new streak: the run that stopped after max_consecutive_skips
         # must not stop its own resumption (with a lower lr, say) before its first step.
-        torch.set_rng_state(state["rng"]["torch"])
-        if state["rng"]["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        random.setstate(state["rng"]["python"])
+        restore_rng(state["rng"])
 
     # --------------------------------------------------------------------------- validation
     def validation_step(self, batch: SFTBatch, batch_idx: int) -> None:

@@ -98,3 +98,24 @@ def computes_in_float32(head: nn.Module, hidden: Tensor) -> bool:
         and hidden.dtype == torch.float32
         and head.weight.dtype == torch.float32
     )
+
+
+@torch.no_grad()
+def chunked_logprobs(head: nn.Module, hidden: Tensor, targets: Tensor, chunk_size: int | None) -> tuple[Tensor, Tensor]:
+    """``[N, H], [N] -> ([N], [N])``: log-probabilities of ``targets`` and the entropies (T = 1),
+    projected ``chunk_size`` tokens at a time (never ``[N, V]``), without gradient.
+
+    The same chunks and operations as a loss's forward pass over the same positions
+    (:class:`curio.losses.TokenLoss`), so its log-probabilities are bitwise the loss's.
+    """
+    size = chunk_size or max(1, targets.shape[0])
+    logprobs, entropies = [], []
+    for start in range(0, targets.shape[0], size):
+        logits = project(head, hidden[start : start + size])
+        logprobs.append(target_logprob(logits, targets[start : start + size]))
+        entropies.append(entropy(logits))
+        del logits
+    if not logprobs:
+        empty = hidden.new_zeros(0, dtype=torch.float32)
+        return empty, empty
+    return torch.cat(logprobs), torch.cat(entropies)

@@ -53,19 +53,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     loss, teacher = build_objective(cfg)
     optimizer = build_optimizer(cfg)
     scheduler = build_scheduler(cfg)
-    output_dir = Path(cfg.paths.output_dir)
-    resolved = save_run_config(cfg, output_dir)
+    resolved = save_run_config(cfg, Path(cfg.paths.output_dir))
     L.seed_everything(cfg.seed, workers=True)
 
-    check_devices(cfg.trainer)
-    callbacks = [build(c, f"callbacks.{k}") for k, c in (cfg.get("callbacks") or {}).items() if c]
-    loggers = [build(c, f"logger.{k}") for k, c in (cfg.get("logger") or {}).items() if c]
-    # Sharded strategies write checkpoint folders through torch.distributed.checkpoint themselves.
-    plugins = [] if _is_sharded(cfg.trainer.get("strategy")) else [AtomicCheckpointIO()]
-    trainer: L.Trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False,
-                               plugins=plugins or None)
-    if cfg.get("cpu_keep_freed_memory") and isinstance(trainer.accelerator, CPUAccelerator):
-        keep_freed_memory()
+    trainer = build_trainer(cfg)
 
     tokenizer = build(cfg.model.tokenizer, "model.tokenizer")
     datamodule = build(cfg.data, "data", tokenizer=tokenizer)
@@ -76,12 +67,39 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if scheduler is not None:
         scheduler = partial(scheduler, total_steps=optimizer_steps(trainer, datamodule.steps_per_epoch()))
 
-    model = build(cfg.model.net, "model.net")
+    model = build_model(cfg, tokenizer)
+    module = SFTModule(model, loss, optimizer, scheduler, teacher, **cfg.get("module", {}))
+    return fit(trainer, module, datamodule, cfg, resolved)
+
+
+def build_trainer(cfg: DictConfig) -> L.Trainer:
+    """The Lightning ``Trainer`` of ``cfg.trainer`` with the run's callbacks and loggers, checkpoints
+    written atomically, and (on the CPU) freed memory kept in the process."""
+    check_devices(cfg.trainer)
+    callbacks = [build(c, f"callbacks.{k}") for k, c in (cfg.get("callbacks") or {}).items() if c]
+    loggers = [build(c, f"logger.{k}") for k, c in (cfg.get("logger") or {}).items() if c]
+    # Sharded strategies write checkpoint folders through torch.distributed.checkpoint themselves.
+    plugins = [] if _is_sharded(cfg.trainer.get("strategy")) else [AtomicCheckpointIO()]
+    trainer: L.Trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False,
+                               plugins=plugins or None)
+    if cfg.get("cpu_keep_freed_memory") and isinstance(trainer.accelerator, CPUAccelerator):
+        keep_freed_memory()
+    return trainer
+
+
+def build_model(cfg: DictConfig, tokenizer: Any, **kwargs: Any) -> Any:
+    """``cfg.model.net``, checked against its tokenizer (the last and dearest part of a run)."""
+    model = build(cfg.model.net, "model.net", **kwargs)
     vocab = model.get_output_embeddings().weight.shape[0]
     if len(tokenizer) > vocab:
         raise ConfigError(f"the tokenizer has {len(tokenizer)} tokens but the model's output layer only {vocab}")
-    module = SFTModule(model, loss, optimizer, scheduler, teacher, **cfg.get("module", {}))
+    return model
 
+
+def fit(trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDataModule, cfg: DictConfig,
+        resolved: dict[str, Any]) -> dict[str, float]:
+    """Log the resolved config, fit (resuming per ``ckpt_path``), and return the final metrics."""
+    output_dir = Path(cfg.paths.output_dir)
     for logger in trainer.loggers:
         logger.log_hyperparams(resolved)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), output_dir))

@@ -12,7 +12,10 @@ from curio.errors import ConfigError
 # own test.
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir()
                 if p.is_dir() and p.name not in ("experiment", "hydra", "benchmark", "eval"))
-CASES = [(group, option) for group in GROUPS for option in group_options(group)]
+RL_ONLY = ("rl", "prompts")  # groups of rl.yaml alone
+CASES = [(group, option) for group in GROUPS if group not in RL_ONLY for option in group_options(group)
+         if not (group == "tuned" and option.startswith("rl-"))]
+RL_CASES = [(group, option) for group in RL_ONLY for option in group_options(group)]
 
 
 @pytest.mark.parametrize(("group", "option"), CASES, ids=[f"{g}={o}" for g, o in CASES])
@@ -20,9 +23,21 @@ def test_every_group_option_composes_and_resolves(compose_cfg, tmp_path, group, 
     overrides = [f"{group}={option}"]
     if group == "data" and option in ("jsonl",):
         overrides.append("data.train=x.jsonl")
+    if group == "model" and option == "export":
+        overrides.append(f"model.path={tmp_path}")  # not the newest export: a clean checkout has none
     cfg = compose_cfg(overrides, tmp_path)
     assert HydraConfig.get().runtime.choices[group] == option
     # Everything resolves (interpolations point at real keys), hub configs included.
+    OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+
+
+@pytest.mark.parametrize(("group", "option"), RL_CASES, ids=[f"{g}={o}" for g, o in RL_CASES])
+def test_every_rl_group_option_composes_and_resolves(compose_cfg, tmp_path, group, option, sums_jsonl):
+    overrides = [f"{group}={option}", f"model.path={tmp_path}"]
+    if group == "prompts" and option != "tiny_world":
+        overrides.append(f"prompts.problems.path={sums_jsonl}")
+    cfg = compose_cfg(overrides, tmp_path, config_name="rl")
+    assert HydraConfig.get().runtime.choices[group] == option
     OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from curio.config import CONF_DIR, group_options
+from curio.config import CONF_DIR, group_options, newest_export
 from curio.errors import ConfigError
 from curio.evaluation.sampling import SamplingParams
 
@@ -77,22 +77,11 @@ def sampling_params(cfg: DictConfig, override: dict[str, Any] | None = None) -> 
         raise ConfigError(str(err)) from err
 
 
-def newest_export(runs_dir: Path) -> Path:
-    """The most recently written ``<runs_dir>/*/hf`` model folder."""
-    exports = [p for p in runs_dir.glob("*/hf") if (p / "config.json").is_file()]
-    if not exports:
-        raise ConfigError(
-            f"model: no trained model found ({runs_dir}/*/hf is empty); train one with "
-            "`python train.py`, or pass model=<HF folder or hub id>"
-        )
-    return max(exports, key=lambda p: p.stat().st_mtime)
-
-
 def resolve_model(path: str | None, log_dir: Path) -> str:
     """What ``model.path`` names: an existing HF folder (absolute path), a hub id, or, for None,
     the newest training export under ``<log_dir>/train/runs``."""
     if path is None:
-        return str(newest_export(Path(log_dir) / "train" / "runs"))
+        return str(newest_export(log_dir))
     folder = Path(path).expanduser()
     if folder.exists():
         if not (folder / "config.json").is_file():

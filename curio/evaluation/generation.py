@@ -50,31 +50,46 @@ class Generator(Protocol):
 
 
 class EntropyRecorder(LogitsProcessor):
-    """Records each row's next-token entropy at T = 1 and at ``temperature``; changes nothing.
+    """Records each row's next-token entropy at T = 1 and at ``temperature``, and the log-probability
+    at T = 1 of the token each step chose; changes nothing.
 
     It must see the raw logits, so :class:`HFGenerator` puts it first and applies temperature,
-    top-k and top-p itself after it (``generate`` is told to add no warpers of its own).
+    top-k and top-p itself after it (``generate`` is told to add no warpers of its own). A step's
+    chosen token is known at the next call (the last column of ``input_ids``), so the step's
+    log-probabilities are kept until then; the last step's are read in :meth:`result`.
     """
 
     def __init__(self, temperature: float):
         self.temperature = temperature
         self._at_one: list[Tensor] = []
         self._at_temperature: list[Tensor] = []
+        self._chosen: list[Tensor] = []
+        self._pending: Tensor | None = None
 
     def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
+        self._take(input_ids[:, -1])
         self._at_one.append(entropy(scores))
         if self.temperature not in (0, 1):
             self._at_temperature.append(entropy(scores.float() / self.temperature))
+        self._pending = scores.float() - torch.logsumexp(scores.float(), dim=-1, keepdim=True)
         return scores
 
-    def result(self) -> tuple[Tensor, Tensor]:
-        """``(at T = 1, at the sampling temperature)``, each ``[batch, steps]`` on the CPU."""
+    def _take(self, tokens: Tensor) -> None:
+        if self._pending is not None:
+            self._chosen.append(self._pending.gather(-1, tokens[:, None].to(self._pending.device)).squeeze(-1))
+            self._pending = None
+
+    def result(self, last_tokens: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(entropy at T = 1, entropy at the sampling temperature, log-probability of the chosen
+        token at T = 1)``, each ``[batch, steps]`` on the CPU; ``last_tokens`` are the final step's."""
+        self._take(last_tokens)
         at_one = torch.stack(self._at_one, dim=1).cpu()
+        chosen = torch.stack(self._chosen, dim=1).cpu()
         if self.temperature == 1:
-            return at_one, at_one
+            return at_one, at_one, chosen
         if self.temperature == 0:  # greedy: the sampling distribution is a point mass
-            return at_one, torch.zeros_like(at_one)
-        return at_one, torch.stack(self._at_temperature, dim=1).cpu()
+            return at_one, torch.zeros_like(at_one), chosen
+        return at_one, torch.stack(self._at_temperature, dim=1).cpu(), chosen
 
 
 @contextlib.contextmanager
@@ -221,10 +236,10 @@ class HFGenerator:
                 tokenizer=self.tokenizer if params.stop else None,
             )
         generated = sequences[:, width:].cpu()
-        at_one, at_temperature = recorder.result()
+        at_one, at_temperature, chosen = recorder.result(generated[:, -1])
         eos_set = set(eos)
         return [
-            self._sample(generated[row].tolist(), at_one[row], at_temperature[row], params, eos_set)
+            self._sample(generated[row].tolist(), at_one[row], at_temperature[row], chosen[row], params, eos_set)
             for row in range(len(prompts))
         ]
 
@@ -233,6 +248,7 @@ class HFGenerator:
         ids: list[int],
         at_one: Tensor,
         at_temperature: Tensor,
+        chosen: Tensor,
         params: SamplingParams,
         eos: set[int],
     ) -> Sample:
@@ -254,6 +270,8 @@ class HFGenerator:
             truncated=not stopped,
             entropy=float(at_one[:count].mean()),
             entropy_sampling=float(at_temperature[:count].mean()),
+            token_ids=tuple(ids[:count]),
+            logprobs=tuple(chosen[:count].tolist()),
         )
 
     def _decode(self, ids: list[int]) -> str:

@@ -93,6 +93,7 @@ def _problems_from_records(
     system_prompt: str | None,
     user_template: str,
     messages_field: str | None = None,
+    drop_final_assistant: bool = False,
 ) -> tuple[Problem, ...]:
     if "{problem}" not in user_template:
         raise ValueError(f"user_template must contain '{{problem}}', got {user_template!r}")
@@ -100,6 +101,10 @@ def _problems_from_records(
     for index, (where, record) in enumerate(records):
         if messages_field is not None:
             prompt = _messages(_field(record, messages_field, where), where, messages_field)
+            if drop_final_assistant and prompt[-1]["role"] == "assistant":
+                prompt = prompt[:-1]
+                if not prompt:
+                    raise BenchmarkError(f"{where}: field {messages_field!r} holds only an assistant turn")
         else:
             text = _field(record, problem_field, where)
             if not isinstance(text, str) or not text.strip():
@@ -169,6 +174,7 @@ def load_jsonl_benchmark(
     user_template: str = "{problem}",
     messages_field: str | None = None,
     limit: int | None = None,
+    drop_final_assistant: bool = False,
 ) -> Benchmark:
     """A benchmark from a JSON-lines file, one object per line (blank lines are skipped).
 
@@ -183,6 +189,8 @@ def load_jsonl_benchmark(
         messages_field: field holding ready-made chat messages (``[{"role", "content"}, ...]``)
             to use as the prompt as they are; ``problem_field``, ``system_prompt`` and
             ``user_template`` are then unused.
+        drop_final_assistant: with ``messages_field``, leave out a final assistant turn (SFT
+            demonstrations as RL prompts: the prompt is what precedes the answer).
     """
     _check_limit(limit)
     path = _existing(path)
@@ -201,6 +209,7 @@ def load_jsonl_benchmark(
         system_prompt,
         user_template,
         messages_field,
+        drop_final_assistant,
     )
     return Benchmark(name=name, group=group, grader=grader, problems=problems)
 

@@ -66,6 +66,10 @@ class Sample:
             distribution at T = 1; None when the backend cannot compute it (vLLM).
         entropy_sampling: the same at the sampling temperature (0 for greedy decoding), before
             top-p/top-k truncation; None when unavailable.
+        token_ids: the ``num_tokens`` generated token ids (what an RL update trains on).
+        logprobs: for each generated token, its log-probability under the model's distribution at
+            T = 1 in the sampler's own forward pass (what the RL trainer recomputes; their gap
+            catches stale sampler weights); None when unavailable.
     """
 
     text: str
@@ -73,3 +77,5 @@ class Sample:
     truncated: bool
     entropy: float | None = None
     entropy_sampling: float | None = None
+    token_ids: tuple[int, ...] = ()
+    logprobs: tuple[float, ...] | None = None

@@ -93,15 +93,18 @@ class LossInputs:
 
     Attributes:
         hidden: ``[N, H]`` student final hidden states at the N loss positions (differentiable).
-        targets: ``[N]`` gold next-token ids.
+        targets: ``[N]`` target next-token ids (the gold tokens in SFT, the sampled ones in RL).
         head: the student's output layer, mapping ``[n, H]`` to ``[n, V]`` logits.
-        teacher: the teacher at these positions, or None (for a loss that needs none).
+        teacher: the teacher at these positions, or None (for a loss that reads none).
+        token_inputs: name -> ``[N]`` per-token values from outside the model (RL: the advantage,
+            the rollout policy's log-probability, the aggregation weight), no gradient.
     """
 
     hidden: Tensor
     targets: Tensor
     head: nn.Module
     teacher: TeacherLogits | None = None
+    token_inputs: dict[str, Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -151,14 +154,15 @@ class TokenLoss(nn.Module):
         return {}
 
     def token_losses(
-        self, logits: Tensor, targets: Tensor, teacher: dict[str, Tensor]
+        self, logits: Tensor, targets: Tensor, given: dict[str, Tensor]
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """Per-token loss of one chunk.
 
         Args:
             logits: ``[n, V]`` float32 student logits (differentiable).
-            targets: ``[n]`` gold token ids.
-            teacher: the output of :meth:`teacher_stats` for this chunk (empty without a teacher).
+            targets: ``[n]`` target token ids.
+            given: ``{name: [n]}`` for this chunk: the output of :meth:`teacher_stats` (empty
+                without a teacher) and the chunk's slice of ``LossInputs.token_inputs``.
 
         Returns:
             ``([n] per-token loss, {name: [n] per-token metric})``; metrics are detached here.
@@ -200,7 +204,8 @@ class TokenLoss(nn.Module):
             # statistics, the student's entropy), reused when activation checkpointing runs it
             # again in the backward pass: they cannot have changed.
             no_grad_values: dict[str, Any] = {}
-            args = (hidden[rows], targets[rows], rows, inputs.head, inputs.teacher, no_grad_values)
+            token_inputs = {name: values[rows] for name, values in inputs.token_inputs.items()}
+            args = (hidden[rows], targets[rows], rows, inputs.head, inputs.teacher, token_inputs, no_grad_values)
             if self.chunk_size is None or not torch.is_grad_enabled():
                 chunk_loss, chunk_metrics = self._chunk(*args)
             else:
@@ -215,14 +220,14 @@ class TokenLoss(nn.Module):
 
     def _chunk(
         self, hidden: Tensor, targets: Tensor, rows: slice, head: nn.Module,
-        teacher: TeacherLogits | None, no_grad_values: dict[str, Any],
+        teacher: TeacherLogits | None, token_inputs: dict[str, Tensor], no_grad_values: dict[str, Any],
     ) -> tuple[Tensor, dict[str, Tensor]]:
         student = StudentChunk(head, hidden, no_grad_values)
         if teacher is not None and "teacher" not in no_grad_values:
             with torch.no_grad():
                 no_grad_values["teacher"] = self.teacher_stats(teacher(rows, student), targets)
         teacher_values = no_grad_values.get("teacher", {})
-        loss, metrics = self.token_losses(student.logits, targets, teacher_values)
+        loss, metrics = self.token_losses(student.logits, targets, {**teacher_values, **token_inputs})
         metrics = {**teacher_values, **{k: v.detach() for k, v in metrics.items()}}
         if "entropy" not in metrics:  # a loss that already has the student entropy supplies it
             metrics["entropy"] = student.entropy

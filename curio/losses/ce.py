@@ -12,7 +12,7 @@ class CrossEntropyLoss(TokenLoss):
     """``loss_t = -log p_theta(y_t | s_t)``."""
 
     def token_losses(
-        self, logits: Tensor, targets: Tensor, teacher: dict[str, Tensor]
+        self, logits: Tensor, targets: Tensor, given: dict[str, Tensor]
     ) -> tuple[Tensor, dict[str, Tensor]]:
         ce = -target_logprob(logits, targets)
         return ce, {"ce": ce}

@@ -59,9 +59,9 @@ class CurioLoss(TokenLoss):
         }
 
     def token_losses(
-        self, logits: Tensor, targets: Tensor, teacher: dict[str, Tensor]
+        self, logits: Tensor, targets: Tensor, given: dict[str, Tensor]
     ) -> tuple[Tensor, dict[str, Tensor]]:
         logp = target_logprob(logits, targets)
-        gap = logp - teacher["logq"]
+        gap = logp - given["logq"]
         k2 = 0.5 * gap.square()
         return -logp + self.lam * k2, {"ce": -logp, "k2": k2, "w": 1 - self.lam * gap}

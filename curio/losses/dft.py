@@ -16,7 +16,7 @@ class DFTLoss(TokenLoss):
     """
 
     def token_losses(
-        self, logits: Tensor, targets: Tensor, teacher: dict[str, Tensor]
+        self, logits: Tensor, targets: Tensor, given: dict[str, Tensor]
     ) -> tuple[Tensor, dict[str, Tensor]]:
         logp = target_logprob(logits, targets)
         weight = logp.detach().exp()

@@ -46,7 +46,7 @@ class EntropyRegularizedLoss(TokenLoss):
         self.top_fraction = top_fraction
 
     def token_losses(
-        self, logits: Tensor, targets: Tensor, teacher: dict[str, Tensor]
+        self, logits: Tensor, targets: Tensor, given: dict[str, Tensor]
     ) -> tuple[Tensor, dict[str, Tensor]]:
         ent = entropy(logits)
         ce = -target_logprob(logits, targets)

@@ -1,0 +1,53 @@
+"""Build the RL stage from the composed config and fit: the body of ``rl.py``.
+
+Cheapest first, as for SFT: the loss, reward, sampling, optimizer and schedule, then the trainer,
+the tokenizer and every prompt, and only then the policy (and its reference copy).
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from omegaconf import DictConfig
+
+from curio.cli import build, save_run_config
+from curio.components import build_optimizer, build_scheduler
+from curio.rl.module import GRPOModule
+from curio.rl.parts import build_rl_parts
+from curio.teacher import FrozenTeacher
+from curio.train import build_model, build_trainer, fit, optimizer_steps
+
+log = logging.getLogger(__name__)
+
+#: ``rl.*`` keys handed to :class:`~curio.rl.module.GRPOModule` as they are.
+MODULE_KEYS = ("mini_batches", "updates_per_rollout", "micro_batch_size", "scale_by_std", "aggregation",
+               "max_grad_norm", "generation_batch_size", "max_consecutive_skips")
+
+
+def rl(cfg: DictConfig) -> dict[str, Any]:
+    """Train ``cfg.model`` with the RL algorithm ``cfg.rl`` on ``cfg.prompts``; the final metrics."""
+    loss, reward, sampling = build_rl_parts(cfg)
+    optimizer = build_optimizer(cfg)
+    scheduler = build_scheduler(cfg)
+    resolved = save_run_config(cfg, Path(cfg.paths.output_dir))
+    L.seed_everything(cfg.seed, workers=True)
+
+    trainer = build_trainer(cfg)
+    tokenizer = build(cfg.model.tokenizer, "model.tokenizer")
+    datamodule = build(cfg.prompts, "prompts", tokenizer=tokenizer)
+    datamodule.trainer = trainer
+    datamodule.setup("fit")  # every prompt read and checked before the model loads
+    steps_per_rollout = cfg.rl.mini_batches * cfg.rl.updates_per_rollout
+    if scheduler is not None:
+        total = optimizer_steps(trainer, datamodule.steps_per_epoch() * steps_per_rollout)
+        scheduler = partial(scheduler, total_steps=total)
+
+    model = build_model(cfg, tokenizer)
+    reference = FrozenTeacher() if cfg.rl.reference else None
+    module = GRPOModule(model, loss, optimizer, reward, sampling, scheduler=scheduler, reference=reference,
+                        **{key: cfg.rl[key] for key in MODULE_KEYS})
+    return fit(trainer, module, datamodule, cfg, resolved)
