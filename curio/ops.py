@@ -100,18 +100,27 @@ def computes_in_float32(head: nn.Module, hidden: Tensor) -> bool:
     )
 
 
+def at_temperature(logits: Tensor, temperature: float) -> Tensor:
+    """``logits / T``: the logits of the distribution a sampler at temperature ``T`` draws from
+    (``logits`` themselves at T = 1)."""
+    return logits if temperature == 1 else logits / temperature
+
+
 @torch.no_grad()
-def chunked_logprobs(head: nn.Module, hidden: Tensor, targets: Tensor, chunk_size: int | None) -> tuple[Tensor, Tensor]:
-    """``[N, H], [N] -> ([N], [N])``: log-probabilities of ``targets`` and the entropies (T = 1),
-    projected ``chunk_size`` tokens at a time (never ``[N, V]``), without gradient.
+def chunked_logprobs(head: nn.Module, hidden: Tensor, targets: Tensor, chunk_size: int | None,
+                     temperature: float = 1.0) -> tuple[Tensor, Tensor]:
+    """``[N, H], [N] -> ([N], [N])``: log-probabilities of ``targets`` and the entropies under the
+    distribution at ``temperature`` (``softmax(logits / T)``), projected ``chunk_size`` tokens at
+    a time (never ``[N, V]``), without gradient.
 
     The same chunks and operations as a loss's forward pass over the same positions
-    (:class:`curio.losses.TokenLoss`), so its log-probabilities are bitwise the loss's.
+    (:class:`curio.losses.TokenLoss`, :func:`at_temperature`), so its log-probabilities are
+    bitwise the loss's.
     """
     size = chunk_size or max(1, targets.shape[0])
     logprobs, entropies = [], []
     for start in range(0, targets.shape[0], size):
-        logits = project(head, hidden[start : start + size])
+        logits = at_temperature(project(head, hidden[start : start + size]), temperature)
         logprobs.append(target_logprob(logits, targets[start : start + size]))
         entropies.append(entropy(logits))
         del logits

@@ -12,10 +12,12 @@ from curio.errors import ConfigError
 # own test.
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir()
                 if p.is_dir() and p.name not in ("experiment", "hydra", "benchmark", "eval"))
-RL_ONLY = ("rl", "prompts")  # groups of rl.yaml alone
+RL_ONLY = ("rl", "prompts", "rollout")  # groups of rl.yaml alone
+# Options of shared groups made for rl.yaml (they read rl.* keys) compose with it.
+RL_OPTIONS = {("tuned", "rl-export-tiny_world"), ("callbacks", "rl_with_sampled_eval")}
 CASES = [(group, option) for group in GROUPS if group not in RL_ONLY for option in group_options(group)
-         if not (group == "tuned" and option.startswith("rl-"))]
-RL_CASES = [(group, option) for group in RL_ONLY for option in group_options(group)]
+         if (group, option) not in RL_OPTIONS]
+RL_CASES = [(group, option) for group in RL_ONLY for option in group_options(group)] + sorted(RL_OPTIONS)
 
 
 @pytest.mark.parametrize(("group", "option"), CASES, ids=[f"{g}={o}" for g, o in CASES])
@@ -39,6 +41,8 @@ def test_every_rl_group_option_composes_and_resolves(compose_cfg, tmp_path, grou
     cfg = compose_cfg(overrides, tmp_path, config_name="rl")
     assert HydraConfig.get().runtime.choices[group] == option
     OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    if group == "rollout":  # builds without vLLM installed: the engine starts on the first rollout
+        assert type(instantiate(cfg.rollout)).__name__ == {"hf": "HFRollout", "vllm": "VLLMRollout"}[option]
 
 
 def test_loss_group_is_the_single_place_a_loss_is_chosen(compose_cfg, tmp_path):

@@ -40,7 +40,8 @@ class SampledEval(Callback):
     Args:
         benchmarks: the benchmarks (loaded, e.g. by Hydra from ``conf/benchmark/`` with a
             ``limit``), as a mapping (its values are used) or a sequence.
-        every_n_steps: evaluate after optimizer steps ``N`` with ``N % every_n_steps == 0``.
+        every_n_steps: evaluate each time the count of optimizer steps reaches (or, in RL, where a
+            training step takes several, passes) a multiple of ``every_n_steps``.
         sampling: :class:`~curio.evaluation.sampling.SamplingParams` fields (``n``,
             ``temperature``, ``max_new_tokens``, ...).
         batch_size: sequences per ``generate`` call.
@@ -71,7 +72,7 @@ class SampledEval(Callback):
         self.grading_timeout_s = grading_timeout_s
         self.grading_workers = grading_workers
         self._grader: Grader | None = None
-        self._last_step = -1
+        self._last_step = 0
         self._warned_sharded = False
         #: ``(step, metrics)`` of every evaluation so far (for tests and notebooks).
         self.history: list[tuple[int, dict[str, float]]] = []
@@ -84,8 +85,9 @@ class SampledEval(Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         step = trainer.global_step  # optimizer steps taken, this batch's included
-        # With gradient accumulation the hook runs once per micro-batch: act once per step.
-        if step == self._last_step or step % self.every_n_steps != 0:
+        # With gradient accumulation the hook runs once per micro-batch, and an RL training step
+        # takes several optimizer steps: act once each time the step count passes a multiple.
+        if step // self.every_n_steps == self._last_step // self.every_n_steps:
             return
         self._last_step = step
         if not trainer.is_global_zero:

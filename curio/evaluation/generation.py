@@ -51,7 +51,8 @@ class Generator(Protocol):
 
 class EntropyRecorder(LogitsProcessor):
     """Records each row's next-token entropy at T = 1 and at ``temperature``, and the log-probability
-    at T = 1 of the token each step chose; changes nothing.
+    of the token each step chose under the distribution at ``temperature`` (T = 1 when greedy: the
+    policy an RL trainer scores); changes nothing.
 
     It must see the raw logits, so :class:`HFGenerator` puts it first and applies temperature,
     top-k and top-p itself after it (``generate`` is told to add no warpers of its own). A step's
@@ -69,9 +70,11 @@ class EntropyRecorder(LogitsProcessor):
     def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
         self._take(input_ids[:, -1])
         self._at_one.append(entropy(scores))
+        scaled = scores.float()
         if self.temperature not in (0, 1):
-            self._at_temperature.append(entropy(scores.float() / self.temperature))
-        self._pending = scores.float() - torch.logsumexp(scores.float(), dim=-1, keepdim=True)
+            scaled = scaled / self.temperature
+            self._at_temperature.append(entropy(scaled))
+        self._pending = scaled - torch.logsumexp(scaled, dim=-1, keepdim=True)
         return scores
 
     def _take(self, tokens: Tensor) -> None:
@@ -81,7 +84,8 @@ class EntropyRecorder(LogitsProcessor):
 
     def result(self, last_tokens: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(entropy at T = 1, entropy at the sampling temperature, log-probability of the chosen
-        token at T = 1)``, each ``[batch, steps]`` on the CPU; ``last_tokens`` are the final step's."""
+        token at the sampling temperature)``, each ``[batch, steps]`` on the CPU; ``last_tokens``
+        are the final step's."""
         self._take(last_tokens)
         at_one = torch.stack(self._at_one, dim=1).cpu()
         chosen = torch.stack(self._chosen, dim=1).cpu()

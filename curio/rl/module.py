@@ -35,10 +35,10 @@ from torch import Tensor, nn
 
 from curio.data.collate import IGNORE
 from curio.errors import ConfigError, TrainingDiverged
-from curio.evaluation.generation import HFGenerator
 from curio.evaluation.sampling import SamplingParams
 from curio.losses.base import LossInputs, LossOutput
 from curio.ops import chunked_logprobs
+from curio.rl.backends import HFRollout, VLLMRollout
 from curio.rl.data import Prompt
 from curio.rl.policy_loss import PolicyLoss
 from curio.rl.rewards import Reward
@@ -58,6 +58,7 @@ class GRPOModule(L.LightningModule):
     scheduler: ``optimizer -> LRScheduler`` stepped every optimizer step, or None (constant lr).
     reward: the reward (:class:`~curio.rl.rewards.Reward`).
     sampling: the rollout's sampling (``n`` = G, the group size; temperature, max_new_tokens, ...).
+    rollout: what samples the policy (:mod:`curio.rl.backends`: HF generate or a colocated vLLM engine).
     reference: a frozen copy of the start model (``curio.teacher.FrozenTeacher``) for the KL term
         and the logged KL to the start model, or None.
     mini_batches: optimizer steps per pass over a rollout step.
@@ -66,7 +67,6 @@ class GRPOModule(L.LightningModule):
     scale_by_std: GRPO's advantage scaling by the group's standard deviation (off: Dr.GRPO).
     aggregation: ``token_mean``, ``sequence_mean`` or ``constant`` (``curio/rl/weights.py``).
     max_grad_norm: gradient clipping by norm (null: off).
-    generation_batch_size: sequences per ``generate`` call of the HF rollout backend.
     max_consecutive_skips: stop after this many optimizer steps in a row had a non-finite norm.
     """
 
@@ -77,6 +77,7 @@ class GRPOModule(L.LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer],
         reward: Reward,
         sampling: SamplingParams,
+        rollout: HFRollout | VLLMRollout,
         scheduler: Callable[..., Any] | None = None,
         reference: Teacher | None = None,
         mini_batches: int = 1,
@@ -85,7 +86,6 @@ class GRPOModule(L.LightningModule):
         scale_by_std: bool = True,
         aggregation: str = "sequence_mean",
         max_grad_norm: float | None = 1.0,
-        generation_batch_size: int = 64,
         max_consecutive_skips: int = 10,
     ):
         super().__init__()
@@ -104,15 +104,18 @@ class GRPOModule(L.LightningModule):
         self.scheduler_factory = scheduler
         self.reward = reward
         self.sampling = sampling
+        self.rollout = rollout
         self.mini_batches = mini_batches
         self.updates_per_rollout = updates_per_rollout
         self.micro_batch_size = micro_batch_size
         self.scale_by_std = scale_by_std
         self.aggregation = aggregation
         self.max_grad_norm = max_grad_norm
-        self.generation_batch_size = generation_batch_size
         self.max_consecutive_skips = max_consecutive_skips
         self.model.config.use_cache = False
+        # No dropout, ever (as TRL's disable_dropout): the update must score each sampled token as
+        # the sampler did, or the first ratio is not 1. Generation keeps this mode too.
+        self.model.eval()
         self.skipped_steps = 0
         self.consecutive_skips = 0
 
@@ -142,9 +145,11 @@ class GRPOModule(L.LightningModule):
 
     def on_fit_end(self) -> None:
         self.reward.close()
+        self.rollout.close()
 
     def on_exception(self, exception: BaseException) -> None:
         self.reward.close()
+        self.rollout.close()
 
     # ------------------------------------------------------------------------------- the step
     def transfer_batch_to_device(self, batch: list[Prompt], device: torch.device, dataloader_idx: int) -> list[Prompt]:
@@ -184,13 +189,8 @@ class GRPOModule(L.LightningModule):
         index = self.global_step // self.steps_per_rollout
         params = SamplingParams(**{**self.sampling.__dict__, "seed": self.sampling.seed * 1_000_003 + index
                                    + 7919 * self.global_rank})
-        generator = HFGenerator(self.model, datamodule.tokenizer, batch_size=self.generation_batch_size,
-                                progress=False, autocast=self.trainer.precision_plugin.forward_context)
-        self.model.config.use_cache = True
-        try:
-            return sample_rollout(prompts, datamodule.grader, generator, params, self.reward, self.scale_by_std)
-        finally:
-            self.model.config.use_cache = False
+        generator = self.rollout.generator(self.model, datamodule.tokenizer, self.trainer.precision_plugin.forward_context)
+        return sample_rollout(prompts, datamodule.grader, generator, params, self.reward, self.scale_by_std)
 
     def _hidden(self, mb: MicroBatch) -> tuple[Tensor, Tensor]:
         """``[N, H]`` final hidden states at the loss positions, and the ``[B, T]`` mask."""
@@ -204,7 +204,8 @@ class GRPOModule(L.LightningModule):
         """The rollout policy's log-probability and entropy of every loss token of ``mb``."""
         hidden, mask = self._hidden(mb)
         targets = mb.batch.labels.to(self.device)[mask]
-        return chunked_logprobs(self.model.get_output_embeddings(), hidden, targets, self.loss_fn.chunk_size)
+        return chunked_logprobs(self.model.get_output_embeddings(), hidden, targets, self.loss_fn.chunk_size,
+                                self.loss_fn.temperature)
 
     def _loss(self, mb: MicroBatch, old: Tensor, weights: list[float]) -> LossOutput:
         batch = mb.batch.to(self.device)

@@ -1,6 +1,9 @@
 """The RL policy objectives, per response token, on the chunked loss contract (``TokenLoss``).
 
-Per token t of a sample with advantage A, log-probability ``logp`` under the policy being trained,
+Every probability here is the sampling distribution's, ``softmax(logits / T)`` at the rollout's
+temperature T (as TRL and verl score it): the ratio then compares the policy with the one that
+drew the samples. Per token t of a sample with advantage A, log-probability ``logp`` under the
+policy being trained,
 ``old`` under the policy that sampled the rollout (the trainer's, recomputed), and
 ``ratio = exp(logp - old)``:
 
@@ -21,7 +24,7 @@ import torch
 from torch import Tensor
 
 from curio.losses.base import TeacherChunk, TokenLoss
-from curio.ops import entropy, target_logprob
+from curio.ops import at_temperature, entropy, target_logprob
 
 POLICY_LOSSES = ("ppo_clip", "authors")
 
@@ -33,6 +36,7 @@ class PolicyLoss(TokenLoss):
     kl_coef: weight of the k3 KL term to the reference (0: the KL is logged, not optimised).
     entropy_coef: weight of the entropy bonus (0: off; the entropy is logged anyway).
     chunk_size: see :class:`~curio.losses.base.TokenLoss`.
+    temperature: the rollout's sampling temperature (> 0), set from ``rl.sampling.temperature``.
 
     Per-token inputs (``LossInputs.token_inputs``): ``advantage``, ``old_logprob``, ``weight``.
     Metrics: ``logprob``, ``ratio``, ``clip_low`` / ``clip_high`` (0/1: the clip cut this token's
@@ -40,8 +44,11 @@ class PolicyLoss(TokenLoss):
     """
 
     def __init__(self, kind: str = "ppo_clip", clip_low: float = 0.2, clip_high: float = 0.2,
-                 kl_coef: float = 0.0, entropy_coef: float = 0.0, chunk_size: int | None = 1024):
+                 kl_coef: float = 0.0, entropy_coef: float = 0.0, chunk_size: int | None = 1024,
+                 temperature: float = 1.0):
         super().__init__(chunk_size=chunk_size)
+        if not temperature > 0:
+            raise ValueError(f"the policy's temperature must be > 0, got {temperature}")
         if kind not in POLICY_LOSSES:
             raise ValueError(f"rl.loss.kind must be one of {list(POLICY_LOSSES)}, got {kind!r}")
         if not 0 <= clip_low < 1 or clip_high < 0:
@@ -50,14 +57,16 @@ class PolicyLoss(TokenLoss):
             raise ValueError(f"rl.loss.kl_coef and entropy_coef must be >= 0, got {kl_coef}, {entropy_coef}")
         self.kind, self.clip_low, self.clip_high = kind, clip_low, clip_high
         self.kl_coef, self.entropy_coef = kl_coef, entropy_coef
+        self.temperature = temperature
 
     def teacher_stats(self, teacher: TeacherChunk, targets: Tensor) -> dict[str, Tensor]:
-        return {"ref_logprob": target_logprob(teacher.logits, targets)}
+        return {"ref_logprob": target_logprob(at_temperature(teacher.logits, self.temperature), targets)}
 
     def token_losses(
         self, logits: Tensor, targets: Tensor, given: dict[str, Tensor]
     ) -> tuple[Tensor, dict[str, Tensor]]:
         advantage, old = given["advantage"], given["old_logprob"]
+        logits = at_temperature(logits, self.temperature)
         logp = target_logprob(logits, targets)
         ratio = torch.exp(logp - old)
         clipped = ratio.clamp(1 - self.clip_low, 1 + self.clip_high)

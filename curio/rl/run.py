@@ -7,6 +7,7 @@ the tokenizer and every prompt, and only then the policy (and its reference copy
 from __future__ import annotations
 
 import logging
+import warnings
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,13 @@ log = logging.getLogger(__name__)
 
 #: ``rl.*`` keys handed to :class:`~curio.rl.module.GRPOModule` as they are.
 MODULE_KEYS = ("mini_batches", "updates_per_rollout", "micro_batch_size", "scale_by_std", "aggregation",
-               "max_grad_norm", "generation_batch_size", "max_consecutive_skips")
+               "max_grad_norm", "max_consecutive_skips")
 
 
 def rl(cfg: DictConfig) -> dict[str, Any]:
     """Train ``cfg.model`` with the RL algorithm ``cfg.rl`` on ``cfg.prompts``; the final metrics."""
     loss, reward, sampling = build_rl_parts(cfg)
+    rollout = build(cfg.rollout, "rollout")
     optimizer = build_optimizer(cfg)
     scheduler = build_scheduler(cfg)
     resolved = save_run_config(cfg, Path(cfg.paths.output_dir))
@@ -48,6 +50,11 @@ def rl(cfg: DictConfig) -> dict[str, Any]:
 
     model = build_model(cfg, tokenizer)
     reference = FrozenTeacher() if cfg.rl.reference else None
-    module = GRPOModule(model, loss, optimizer, reward, sampling, scheduler=scheduler, reference=reference,
+    module = GRPOModule(model, loss, optimizer, reward, sampling, rollout, scheduler=scheduler, reference=reference,
                         **{key: cfg.rl[key] for key in MODULE_KEYS})
+    # Two Lightning warnings about what is meant here: the policy trains in eval mode (no dropout, so
+    # that the trainer scores tokens as the sampler drew them), and a checkpoint holds the weights
+    # after the training step's optimizer steps (what resuming needs, with the optimizer's state).
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
+    warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
     return fit(trainer, module, datamodule, cfg, resolved)

@@ -140,7 +140,9 @@ def test_entropy_recorder_sees_raw_logits_and_leaves_them_unchanged():
     assert torch.equal(recorder(torch.zeros(2, 1, dtype=torch.long), logits), logits)
     at_one, at_half, chosen = recorder.result(torch.tensor([2, 0]))
     p = torch.softmax(logits[0, :3].double(), -1)
-    assert chosen[:, 0].tolist() == pytest.approx([float(p[2].log()), float(torch.log(torch.tensor(0.25)))], abs=1e-6)
+    p_half = torch.softmax(logits[0, :3].double() / 0.5, -1)  # the chosen token's, at the sampling temperature
+    assert chosen[:, 0].tolist() == pytest.approx([float(p_half[2].log()), float(torch.log(torch.tensor(0.25)))],
+                                                  abs=1e-6)
     assert float(at_one[0, 0]) == pytest.approx(float(-(p * p.log()).sum()), abs=1e-6)
     assert float(at_one[1, 0]) == pytest.approx(float(torch.log(torch.tensor(4.0))), abs=1e-6)
     assert float(at_half[0, 0]) < float(at_one[0, 0])  # cooler is sharper
@@ -152,17 +154,17 @@ def test_entropy_recorder_sees_raw_logits_and_leaves_them_unchanged():
 
 def test_samples_carry_their_tokens_and_the_samplers_log_probabilities(model_and_tokenizer, prompts):
     """The sampled tokens re-scored by a float64 forward pass over prompt + response give the
-    sampler's log-probabilities (T = 1): what the RL trainer recomputes."""
+    sampler's log-probabilities at the sampling temperature: what the RL trainer recomputes."""
     model, tokenizer = model_and_tokenizer
     samples = HFGenerator(model, tokenizer, batch_size=4, progress=False).generate(
-        prompts, SamplingParams(n=2, temperature=1.0, max_new_tokens=10, seed=3))
+        prompts, SamplingParams(n=2, temperature=0.8, max_new_tokens=10, seed=3))
     model64 = copy.deepcopy(model).double().eval()
     for prompt, per_prompt in zip(prompts, samples):
         for sample in per_prompt:
             assert len(sample.token_ids) == sample.num_tokens == len(sample.logprobs)
             ids = torch.tensor([list(prompt) + list(sample.token_ids)])
             with torch.no_grad():
-                logp = torch.log_softmax(model64(ids).logits[0, len(prompt) - 1 : -1], -1)
+                logp = torch.log_softmax(model64(ids).logits[0, len(prompt) - 1 : -1] / 0.8, -1)
             expected = logp.gather(-1, torch.tensor(sample.token_ids)[:, None]).squeeze(-1)
             torch.testing.assert_close(torch.tensor(sample.logprobs, dtype=torch.float64), expected, rtol=0, atol=1e-4)
 

@@ -38,9 +38,9 @@ def log_softmax64(z: torch.Tensor) -> torch.Tensor:
     return z - m - torch.log(torch.exp(z - m).sum())
 
 
-def token_loss64(kind, z, y, adv, old, lo, hi, ref_z=None, kl_coef=0.0, entropy_coef=0.0):
-    """One token's policy loss, differentiable in z (float64 ``[V]``)."""
-    logp_all = log_softmax64(z)
+def token_loss64(kind, z, y, adv, old, lo, hi, ref_z=None, kl_coef=0.0, entropy_coef=0.0, temperature=1.0):
+    """One token's policy loss, differentiable in z (float64 ``[V]``), under softmax(z / T)."""
+    logp_all = log_softmax64(z / temperature)
     logp = logp_all[y]
     ratio = torch.exp(logp - old)
     clipped = torch.clamp(ratio, 1 - lo, 1 + hi)
@@ -49,7 +49,7 @@ def token_loss64(kind, z, y, adv, old, lo, hi, ref_z=None, kl_coef=0.0, entropy_
     else:
         loss = torch.minimum(-adv * logp, -adv * clipped)
     if ref_z is not None and kl_coef:
-        d = log_softmax64(ref_z)[y] - logp
+        d = log_softmax64(ref_z / temperature)[y] - logp
         loss = loss + kl_coef * (torch.exp(d) - d - 1)
     if entropy_coef:
         loss = loss + entropy_coef * (torch.exp(logp_all) * logp_all).sum()
@@ -119,7 +119,7 @@ def run(loss: PolicyLoss, case, aggregation="sequence_mean", max_len=8):
     return out, h.grad, head.weight.grad.clone(), weight
 
 
-def reference(kind, case, weight, lo, hi, kl_coef=0.0, entropy_coef=0.0):
+def reference(kind, case, weight, lo, hi, kl_coef=0.0, entropy_coef=0.0, temperature=1.0):
     hidden, head, targets, advantage, old, _, ref = case
     h = hidden.detach().double().requires_grad_()
     w = head.weight.detach().double().requires_grad_()
@@ -127,7 +127,8 @@ def reference(kind, case, weight, lo, hi, kl_coef=0.0, entropy_coef=0.0):
     for t in range(h.shape[0]):
         ref_z = (ref[0][t].double() @ ref[1].weight.detach().double().T) if ref else None
         total = total + weight[t].double() * token_loss64(kind, h[t] @ w.T, int(targets[t]), advantage[t].double(),
-                                                          old[t].double(), lo, hi, ref_z, kl_coef, entropy_coef)
+                                                          old[t].double(), lo, hi, ref_z, kl_coef, entropy_coef,
+                                                          temperature)
     total.backward()
     return total.detach(), h.grad, w.grad
 
@@ -138,18 +139,20 @@ def assert_close_rel(actual, expected, rel):
 
 
 @pytest.mark.parametrize("chunk", [None, 3])
-@pytest.mark.parametrize(("kind", "lo", "hi", "kl", "ent", "agg"), [
-    ("ppo_clip", 0.2, 0.2, 0.0, 0.0, "sequence_mean"),
-    ("ppo_clip", 0.2, 0.28, 0.0, 0.0, "token_mean"),
-    ("authors", 0.2, 0.2, 0.0, 0.0, "constant"),
-    ("ppo_clip", 0.2, 0.2, 0.05, 0.01, "token_mean"),
-    ("authors", 0.2, 0.2, 0.1, 0.02, "sequence_mean"),
+@pytest.mark.parametrize(("kind", "lo", "hi", "kl", "ent", "agg", "temp"), [
+    ("ppo_clip", 0.2, 0.2, 0.0, 0.0, "sequence_mean", 1.0),
+    ("ppo_clip", 0.2, 0.28, 0.0, 0.0, "token_mean", 1.0),
+    ("authors", 0.2, 0.2, 0.0, 0.0, "constant", 1.0),
+    ("ppo_clip", 0.2, 0.2, 0.05, 0.01, "token_mean", 1.0),
+    ("authors", 0.2, 0.2, 0.1, 0.02, "sequence_mean", 1.0),
+    ("ppo_clip", 0.2, 0.28, 0.05, 0.01, "token_mean", 0.6),
+    ("authors", 0.2, 0.2, 0.1, 0.0, "constant", 1.3),
 ])
-def test_policy_loss_matches_float64(kind, lo, hi, kl, ent, agg, chunk):
+def test_policy_loss_matches_float64(kind, lo, hi, kl, ent, agg, temp, chunk):
     case = make_case(1, reference=bool(kl))
-    loss = PolicyLoss(kind, lo, hi, kl_coef=kl, entropy_coef=ent, chunk_size=chunk)
+    loss = PolicyLoss(kind, lo, hi, kl_coef=kl, entropy_coef=ent, chunk_size=chunk, temperature=temp)
     out, gh, gw, weight = run(loss, case, agg)
-    ref_loss, ref_gh, ref_gw = reference(kind, case, weight, lo, hi, kl, ent)
+    ref_loss, ref_gh, ref_gw = reference(kind, case, weight, lo, hi, kl, ent, temp)
     assert abs(out.loss_sum.item() - ref_loss.item()) <= 1e-6 * max(abs(ref_loss.item()), 1e-3)
     assert_close_rel(gh, ref_gh, 1e-5)
     assert_close_rel(gw, ref_gw, 1e-5)
@@ -175,12 +178,13 @@ def test_zero_advantage_gives_zero_gradient_without_kl_or_entropy():
     assert out.loss_sum.item() == 0.0 and torch.count_nonzero(gh) == 0 and torch.count_nonzero(gw) == 0
 
 
-def test_ratio_is_exactly_one_at_the_first_update():
+@pytest.mark.parametrize("temperature", [1.0, 0.6])
+def test_ratio_is_exactly_one_at_the_first_update(temperature):
     hidden, head, targets, advantage, _, lengths, _ = make_case(4)
     for chunk in (None, 3):
-        old = chunked_logprobs(head, hidden, targets, chunk)[0]
+        old = chunked_logprobs(head, hidden, targets, chunk, temperature)[0]
         case = (hidden, head, targets, advantage, old, lengths, None)
-        out, *_ = run(PolicyLoss("ppo_clip", chunk_size=chunk), case)
+        out, *_ = run(PolicyLoss("ppo_clip", chunk_size=chunk, temperature=temperature), case)
         assert torch.equal(out.token_metrics["ratio"], torch.ones_like(old))
         assert out.token_metrics["clip_low"].sum() == 0 and out.token_metrics["clip_high"].sum() == 0
 
@@ -212,3 +216,5 @@ def test_validation():
         PolicyLoss(clip_low=1.0)
     with pytest.raises(ValueError, match="kl_coef and entropy_coef must be >= 0"):
         PolicyLoss(kl_coef=-1)
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        PolicyLoss(temperature=0.0)

@@ -45,6 +45,7 @@ def test_without_an_export_rl_says_which_command_makes_one(repo_root, tmp_path):
     (["rl.sampling.temperature=-1"], "rl.sampling.temperature=-1: must be >= 0"),
     (["rl=nope"], "rl=nope: no such option; choose one of authors, dapo, dr_grpo, grpo"),
     (["rl.group_sze=4"], "did you mean rl.group_size?"),
+    (["rl.sampling.temperature=0"], "rl.sampling.temperature=0: a group of greedy responses is one response G times"),
 ])
 def test_mistakes_are_one_line(repo_root, args, needle):
     result = run([f"model={BASE}", *args], repo_root, timeout=60)
@@ -95,3 +96,23 @@ def test_sigkill_then_resume_equals_uninterrupted(repo_root, tmp_path, straight)
     timing = ("train/rollout_s", "train/update_s", "train/tokens_per_s")
     assert [{k: v for k, v in r.items() if k not in timing} for r in rows(tmp_path)] == \
            [{k: v for k, v in r.items() if k not in timing} for r in rows(straight)]
+
+
+def test_sampling_temperature_and_sampled_validation(repo_root, tmp_path):
+    """At T = 0.7 the trainer scores tokens as the sampler drew them (first ratio 1, no gap), and the
+    held-out validation runs when the step count passes a multiple of every_n_steps (3: after step
+    4, as a training step takes two optimizer steps)."""
+    args = [arg for arg in FAST if not arg.startswith(("trainer.max_steps", "callbacks.model_checkpoint"))]
+    args += ["trainer.max_steps=4", "rl.sampling.temperature=0.7", "callbacks=rl_with_sampled_eval",
+             "callbacks.sampled_eval.every_n_steps=3",
+             "callbacks.sampled_eval.benchmarks.tiny_val.limit=4", "callbacks.sampled_eval.sampling.n=2",
+             f"hydra.run.dir={tmp_path}"]
+    result = run(args, repo_root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Warning" not in result.stderr, result.stderr  # Lightning's warnings about what is meant are quiet
+    metrics = rows(tmp_path)
+    assert float(metrics[0]["train/ratio"]) == 1.0
+    rollouts = [r for r in metrics if r["train/reward_mean"]]
+    assert len(rollouts) == 2 and all(float(r["train/sampler_logprob_gap"]) < 1e-3 for r in rollouts), rollouts
+    validated = [int(r["step"]) for r in metrics if r.get("val/tiny_val/accuracy")]
+    assert validated == [3]  # optimizer step 4, logged at its 0-indexed row

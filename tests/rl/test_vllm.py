@@ -1,0 +1,114 @@
+"""The vLLM backend on the CPU (``vllm-cpu``), for real: evaluation with it, weight sync into a
+colocated engine, and RL rollouts from it.
+
+vLLM pins a transformers older than the project's environment, so these run in a second
+environment (``make test`` builds ``.venv-vllm`` and runs ``pytest -m vllm`` there); where vLLM is
+not importable they are skipped.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+pytestmark = pytest.mark.vllm
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB of KV cache: enough for these tiny runs
+vllm = pytest.importorskip("vllm")
+
+from curio.config import ROOT  # noqa: E402
+
+BASE = ROOT / "assets" / "tiny_world" / "base"
+
+
+@pytest.fixture(scope="module")
+def engine():
+    """One colocated engine for the module (starting one takes tens of seconds here)."""
+    from curio.evaluation.vllm_generation import VLLMGenerator
+
+    return VLLMGenerator(str(BASE), dtype="float32", progress=False, colocated=True, max_model_len=512,
+                         enforce_eager=True, seed=0)
+
+
+def prompt_logprobs(engine, ids: list[int]) -> torch.Tensor:
+    """vLLM's log-probability of each token of ``ids`` after the first (teacher-forced)."""
+    params = vllm.SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=1.0)
+    out = engine.llm.generate([{"prompt_token_ids": ids}], params, use_tqdm=False)[0]
+    return torch.tensor([step[token].logprob for step, token in zip(out.prompt_logprobs[1:], ids[1:])],
+                        dtype=torch.float64)
+
+
+def hf_logprobs(model, ids: list[int], temperature: float = 1.0) -> torch.Tensor:
+    with torch.no_grad():
+        logp = torch.log_softmax(model.double()(torch.tensor([ids])).logits[0] / temperature, -1)
+    return logp[:-1].gather(-1, torch.tensor(ids[1:])[:, None]).squeeze(-1)
+
+
+def test_weights_synced_into_the_engine_give_the_trainers_log_probabilities(engine):
+    from transformers import AutoModelForCausalLM
+
+    from curio.rl.backends import full_tensors
+
+    model = AutoModelForCausalLM.from_pretrained(BASE, dtype=torch.float32)
+    ids = list(range(5, 45))
+    before = prompt_logprobs(engine, ids)
+    torch.testing.assert_close(before, hf_logprobs(copy.deepcopy(model), ids), rtol=0, atol=1e-4)
+    with torch.no_grad():  # what an optimizer step does: every weight moves
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    engine.load_weights(full_tensors(model))
+    after = prompt_logprobs(engine, ids)
+    assert (after - before).abs().max() > 0.1  # the engine's weights did change ...
+    torch.testing.assert_close(after, hf_logprobs(copy.deepcopy(model), ids), rtol=0, atol=1e-4)  # ... to these
+
+
+def test_samples_carry_tokens_and_log_probabilities_at_the_sampling_temperature(engine):
+    from transformers import AutoModelForCausalLM
+
+    from curio.evaluation.sampling import SamplingParams
+
+    model = AutoModelForCausalLM.from_pretrained(BASE, dtype=torch.float32)
+    engine.load_weights(model.state_dict().items())
+    prompt = [3, 4, 5, 6, 7]
+    samples = engine.generate([prompt], SamplingParams(n=3, temperature=0.8, max_new_tokens=12, seed=1))[0]
+    for sample in samples:
+        assert len(sample.token_ids) == sample.num_tokens == len(sample.logprobs) > 0
+        expected = hf_logprobs(copy.deepcopy(model), prompt + list(sample.token_ids), 0.8)[len(prompt) - 1:]
+        torch.testing.assert_close(torch.tensor(sample.logprobs, dtype=torch.float64), expected, rtol=0, atol=1e-4)
+
+
+def test_eval_with_the_vllm_backend(compose_cfg, tmp_path, tiny_world_tests):
+    from curio.evaluation.run import evaluate
+
+    cfg = compose_cfg([f"model.path={BASE}", f"paths.assets_dir={tiny_world_tests}", "benchmarks=[tiny_id]",
+                       "limit=4", "sampling.n=2", "sampling.max_new_tokens=48", "generation.backend=vllm",
+                       "grading.num_workers=1", "generation.progress=false", "generation.vllm.max_model_len=512",
+                       "+generation.vllm.enforce_eager=true", "model.dtype=float32"], tmp_path, config_name="eval")
+    results = evaluate(cfg)
+    tiny = results["benchmarks"]["tiny_id"]
+    assert tiny["problems"] == 4 and tiny["n"] == 2 and "token_entropy" not in tiny["metrics"]
+    assert (tmp_path / "samples.jsonl").read_text().count("\n") == 8
+
+
+def test_rl_with_colocated_vllm_rollouts(repo_root, tmp_path):
+    """Two rollout steps sampled by the engine: the trainer recomputes the sampler's log-probabilities
+    (weights synced before each rollout), and the run trains and exports."""
+    args = [f"model={BASE}", "rollout=vllm", "rollout.dtype=float32", "rollout.max_model_len=512",
+            "rollout.enforce_eager=true", "rl.prompts_per_step=4", "rl.group_size=4", "rl.mini_batches=2",
+            "rl.micro_batch_size=8", "rl.sampling.max_new_tokens=64", "optim.lr=3e-5", "trainer.max_steps=4",
+            "~callbacks.progress_bar", f"hydra.run.dir={tmp_path}"]
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}
+    result = subprocess.run([sys.executable, "rl.py", *args], cwd=repo_root, capture_output=True, text=True,
+                            timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(tmp_path / "csv" / "metrics.csv") as f:
+        rollouts = [r for r in csv.DictReader(f) if r["train/reward_mean"]]
+    assert len(rollouts) == 2
+    # The second rollout was sampled after two optimizer steps: a stale engine would show here.
+    assert all(float(r["train/sampler_logprob_gap"]) < 1e-3 for r in rollouts), rollouts
+    assert (tmp_path / "hf" / "model.safetensors").is_file()
