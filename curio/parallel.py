@@ -273,7 +273,17 @@ class FSDP2Strategy(ModelParallelStrategy):
     def training_step(self, *args: Any, **kwargs: Any):
         assert self.lightning_module is not None
         with self.precision_plugin.train_step_context():
+            if not self.lightning_module.automatic_optimization:
+                # A manual step (RL: generation, then several forwards, backwards and optimizer
+                # steps) gathers the roots around each of its forwards itself, with run_forward.
+                return self.lightning_module.training_step(*args, **kwargs)
             return run_through_roots(self.roots, self.lightning_module.training_step, *args, **kwargs)
+
+    def run_forward(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` as the forward of every root: the roots' parameters are gathered
+        for it, and a root that runs a backward stays gathered until the backward of what ``fn``
+        returns (tensors, or tuples / dicts of them) ends."""
+        return run_through_roots(self.roots, fn, *args, **kwargs)
 
     def validation_step(self, *args: Any, **kwargs: Any):
         assert self.lightning_module is not None

@@ -34,6 +34,7 @@ from transformers import (
 )
 
 from curio.evaluation.sampling import Sample, SamplingParams
+from curio.export import is_sharded
 from curio.ops import entropy
 
 
@@ -135,7 +136,9 @@ class HFGenerator:
 
     Args:
         model: a causal LM, already on its device; it is put in eval mode during generation and
-            its previous mode restored.
+            its previous mode restored. A model sharded with FSDP2 over several processes generates
+            with ``synced_gpus`` (every rank runs forward until all are done: each forward is a
+            collective), so every rank must call :meth:`generate` with as many sequences.
         tokenizer: its tokenizer (decodes responses; its EOS token stops a sample).
         batch_size: sequences per ``generate`` call (a prompt's n samples count n).
         progress: show a progress bar with samples/s.
@@ -162,6 +165,8 @@ class HFGenerator:
         if pad is None:
             raise ValueError("the tokenizer has neither a pad token nor an EOS token")
         self.pad_id: int = pad
+        self.synced_gpus = is_sharded(model) and torch.distributed.is_initialized() \
+            and torch.distributed.get_world_size() > 1
 
     @property
     def context_length(self) -> int | None:
@@ -238,6 +243,7 @@ class HFGenerator:
                 generation_config=config,
                 logits_processor=processors,
                 tokenizer=self.tokenizer if params.stop else None,
+                synced_gpus=self.synced_gpus,
             )
         generated = sequences[:, width:].cpu()
         at_one, at_temperature, chosen = recorder.result(generated[:, -1])

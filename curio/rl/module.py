@@ -5,9 +5,11 @@ Each training step, top to bottom:
 1. **rollout**: sample G responses for each of this rank's prompts with the current policy
    (``HFGenerator``, or vLLM with the weights synced first), reward them with the grader, and
    centre the rewards within each group (the advantages);
-2. **old log-probabilities**: the policy's log-probability of every sampled token, recomputed by
-   the trainer without gradient, micro-batch by micro-batch exactly as the update will compute
-   them (so the first update's ratio is exactly 1), with the token entropies;
+2. **old log-probabilities**: the policy's log-probability of every sampled token. The first
+   optimizer step needs none (the policy is still the sampler: its ratio is exactly 1, and its
+   forward yields them for the metrics); the micro-batches of later steps are scored without
+   gradient before the first step moves the policy, as the update will compute them, with the
+   token entropies;
 3. **updates**: ``updates_per_rollout`` passes (mu) over the rollout, each cut into
    ``mini_batches`` optimizer steps; a step's token weights come from all its sequences (every
    micro-batch, every rank), so its gradient does not depend on the micro-batching;
@@ -36,8 +38,9 @@ from torch import Tensor, nn
 from curio.data.collate import IGNORE
 from curio.errors import ConfigError, TrainingDiverged
 from curio.evaluation.sampling import SamplingParams
-from curio.losses.base import LossInputs, LossOutput
+from curio.losses.base import LossInputs
 from curio.ops import chunked_logprobs
+from curio.parallel import FSDP2Strategy
 from curio.rl.backends import HFRollout, VLLMRollout
 from curio.rl.data import Prompt
 from curio.rl.policy_loss import PolicyLoss
@@ -125,8 +128,6 @@ class GRPOModule(L.LightningModule):
             self.reference.attach(self.model)
         strategy = self._trainer.strategy if self._trainer is not None else None
         if isinstance(strategy, L.pytorch.strategies.ModelParallelStrategy):
-            from curio.parallel import FSDP2Strategy
-
             if not isinstance(strategy, FSDP2Strategy):
                 raise ConfigError("for sharded training use trainer=fsdp (curio.parallel.FSDP2Strategy)")
             strategy.shard(self.model, getattr(self.reference, "model", None))
@@ -163,14 +164,16 @@ class GRPOModule(L.LightningModule):
         start = time.perf_counter()
         sequences = rollout.sequences()
         batches = micro_batches(rollout, sequences, self.micro_batch_size, self._pad_id)
-        old = [self._old_logprobs(mb) for mb in batches]
         per_step = -(-len(batches) // self.mini_batches)
-        steps = [batches[i : i + per_step] for i in range(0, len(batches), per_step)]
-        olds = [old[i : i + per_step] for i in range(0, len(old), per_step)]
-        for update in range(self.updates_per_rollout):
-            for i, (step_batches, step_old) in enumerate(zip(steps, olds)):
-                last = update == self.updates_per_rollout - 1 and i == len(steps) - 1
-                metrics = self._optimizer_step(step_batches, [o[0] for o in step_old], log_now=not last)
+        # The first optimizer step scores its micro-batches with the policy that sampled them, in
+        # its own forward: only the later steps' need a pass of their own, before the policy moves.
+        later = [self._old_logprobs(mb) for mb in batches[per_step:]]
+        old: list[tuple[Tensor, Tensor]] | None = None  # per micro-batch: each token's (log p, entropy)
+        passes = [i for _ in range(self.updates_per_rollout) for i in range(0, len(batches), per_step)]
+        for n, i in enumerate(passes):
+            step_old = None if old is None else [o[0] for o in old[i : i + per_step]]
+            metrics, scored = self._optimizer_step(batches[i : i + per_step], step_old, log_now=n < len(passes) - 1)
+            old = old or scored + later
         # The rollout's own metrics share the row of its last optimizer step.
         metrics.update(self._rollout_metrics(rollout, batches, old, rollout_s, time.perf_counter() - start))
         self._log_metrics(metrics, step=self.global_step - 1)
@@ -192,6 +195,14 @@ class GRPOModule(L.LightningModule):
         generator = self.rollout.generator(self.model, datamodule.tokenizer, self.trainer.precision_plugin.forward_context)
         return sample_rollout(prompts, datamodule.grader, generator, params, self.reward, self.scale_by_std)
 
+    def _gathered(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)``, a forward of the policy (and the reference), with their parameters whole:
+        under FSDP2 it runs as the forward of every root (``curio/parallel.py``)."""
+        strategy = self.trainer.strategy
+        if isinstance(strategy, FSDP2Strategy):
+            return strategy.run_forward(fn, *args)
+        return fn(*args)
+
     def _hidden(self, mb: MicroBatch) -> tuple[Tensor, Tensor]:
         """``[N, H]`` final hidden states at the loss positions, and the ``[B, T]`` mask."""
         batch = mb.batch.to(self.device)
@@ -202,25 +213,35 @@ class GRPOModule(L.LightningModule):
     @torch.no_grad()
     def _old_logprobs(self, mb: MicroBatch) -> tuple[Tensor, Tensor]:
         """The rollout policy's log-probability and entropy of every loss token of ``mb``."""
+        return self._gathered(self._score, mb)
+
+    def _score(self, mb: MicroBatch) -> tuple[Tensor, Tensor]:
         hidden, mask = self._hidden(mb)
         targets = mb.batch.labels.to(self.device)[mask]
         return chunked_logprobs(self.model.get_output_embeddings(), hidden, targets, self.loss_fn.chunk_size,
                                 self.loss_fn.temperature)
 
-    def _loss(self, mb: MicroBatch, old: Tensor, weights: list[float]) -> LossOutput:
+    def _loss(self, mb: MicroBatch, old: Tensor | None, weights: list[float]) -> tuple[Tensor, dict[str, Tensor]]:
+        """The summed, weighted loss of ``mb`` and its per-token metrics (a tuple: FSDP2 finds the
+        tensors that will run a backward in a forward's output)."""
         batch = mb.batch.to(self.device)
         hidden, mask = self._hidden(mb)
         head = self.model.get_output_embeddings()
         weight = torch.cat([torch.full((n,), w, device=self.device) for n, w in zip(mb.lengths, weights)])
-        inputs = LossInputs(hidden=hidden, targets=batch.labels[mask], head=head, token_inputs={
-            "advantage": mb.advantage.to(self.device), "old_logprob": old, "weight": weight})
+        given = {"advantage": mb.advantage.to(self.device), "weight": weight}
+        if old is not None:
+            given["old_logprob"] = old
+        inputs = LossInputs(hidden=hidden, targets=batch.labels[mask], head=head, token_inputs=given)
         if self.reference is not None:
             inputs.teacher = self.reference.at_loss_positions(batch.model_inputs, mask, hidden, head)
-        return self.loss_fn(inputs)
+        out = self.loss_fn(inputs)
+        return out.loss_sum, out.token_metrics
 
-    def _optimizer_step(self, batches: list[MicroBatch], old: list[Tensor], log_now: bool = True) -> dict[str, float]:
-        """One optimizer step over ``batches``; its metrics, logged at its (0-indexed) step unless
-        ``log_now`` is false."""
+    def _optimizer_step(self, batches: list[MicroBatch], old: list[Tensor] | None,
+                        log_now: bool = True) -> tuple[dict[str, float], list[tuple[Tensor, Tensor]]]:
+        """One optimizer step over ``batches``, with each one's old log-probabilities (None: the
+        policy is the sampler's). Its metrics, logged at its (0-indexed) step unless ``log_now`` is
+        false, and each micro-batch's per-token log-probability and entropy before the step."""
         optimizer = self.optimizers()
         lengths = [n for mb in batches for n in mb.lengths]
         totals = self._reduce_sum(torch.tensor([float(sum(lengths)), float(len(lengths))], device=self.device))
@@ -230,14 +251,17 @@ class GRPOModule(L.LightningModule):
         sums: dict[str, Tensor] = {}
         loss_total = torch.zeros((), device=self.device, dtype=torch.float64)
         taken = 0
-        for mb, mb_old in zip(batches, old):
-            out = self._loss(mb, mb_old, weights[taken : taken + len(mb.lengths)])
+        scored = []
+        for j, mb in enumerate(batches):
+            mb_old = None if old is None else old[j]
+            loss_sum, token_metrics = self._gathered(self._loss, mb, mb_old, weights[taken : taken + len(mb.lengths)])
+            scored.append((token_metrics["logprob"].detach(), token_metrics["entropy"].detach()))
             taken += len(mb.lengths)
             # DDP and FSDP average gradients over ranks: the weights already divide by the step's
             # totals over every rank, so undo the average.
-            self.manual_backward(out.loss_sum * self.trainer.world_size)
-            loss_total += out.loss_sum.detach().double()
-            for name, values in out.token_metrics.items():
+            self.manual_backward(loss_sum * self.trainer.world_size)
+            loss_total += loss_sum.detach().double()
+            for name, values in token_metrics.items():
                 sums[name] = sums.get(name, 0.0) + values.detach().double().sum()
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
         grad_norm = torch.nn.utils.get_total_norm(grads, norm_type=2.0) if grads else torch.tensor(0.0)
@@ -272,7 +296,7 @@ class GRPOModule(L.LightningModule):
                 f"{self.consecutive_skips} optimizer steps in a row had a non-finite gradient norm (limit "
                 f"rl.max_consecutive_skips={self.max_consecutive_skips}); saved the weights of the last finite "
                 f"step to {path}: lower optim.lr, then resume with ckpt_path={path}")
-        return metrics
+        return metrics, scored
 
     def _rollout_metrics(self, rollout: Rollout, batches: list[MicroBatch], old: list[tuple[Tensor, Tensor]],
                          rollout_s: float, update_s: float) -> dict[str, float]:

@@ -38,7 +38,8 @@ class PolicyLoss(TokenLoss):
     chunk_size: see :class:`~curio.losses.base.TokenLoss`.
     temperature: the rollout's sampling temperature (> 0), set from ``rl.sampling.temperature``.
 
-    Per-token inputs (``LossInputs.token_inputs``): ``advantage``, ``old_logprob``, ``weight``.
+    Per-token inputs (``LossInputs.token_inputs``): ``advantage``, ``weight`` and ``old_logprob``
+    (left out when the policy is the one that sampled: the ratio is then exactly 1).
     Metrics: ``logprob``, ``ratio``, ``clip_low`` / ``clip_high`` (0/1: the clip cut this token's
     gradient, its ratio below / above the range), ``kl`` (with a reference), ``entropy``.
     """
@@ -65,9 +66,12 @@ class PolicyLoss(TokenLoss):
     def token_losses(
         self, logits: Tensor, targets: Tensor, given: dict[str, Tensor]
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        advantage, old = given["advantage"], given["old_logprob"]
         logits = at_temperature(logits, self.temperature)
         logp = target_logprob(logits, targets)
+        advantage = given["advantage"]
+        # No old log-probabilities: the policy has not moved since it sampled (the first optimizer
+        # step of a rollout step), so they are these, and the ratio is exactly 1.
+        old = given["old_logprob"] if "old_logprob" in given else logp.detach()
         ratio = torch.exp(logp - old)
         clipped = ratio.clamp(1 - self.clip_low, 1 + self.clip_high)
         if self.kind == "ppo_clip":
@@ -95,5 +99,8 @@ class PolicyLoss(TokenLoss):
             ent = entropy(logits)
             loss = loss - self.entropy_coef * ent
             metrics["entropy"] = ent
+        elif self.temperature != 1:  # the sampling distribution's (at T = 1 the base class has it)
+            with torch.no_grad():
+                metrics["entropy"] = entropy(logits)
         return given["weight"] * loss, metrics
 

@@ -189,6 +189,30 @@ def test_ratio_is_exactly_one_at_the_first_update(temperature):
         assert out.token_metrics["clip_low"].sum() == 0 and out.token_metrics["clip_high"].sum() == 0
 
 
+@pytest.mark.parametrize("temperature", [1.0, 0.6])
+def test_without_old_log_probabilities_the_loss_is_the_first_updates(temperature):
+    """The first optimizer step of a rollout step passes no old log-probabilities: the loss, its
+    gradients and its metrics are those with the scoring pass's."""
+    hidden, head, targets, advantage, _, lengths, _ = make_case(6)
+    loss = PolicyLoss("ppo_clip", 0.2, 0.28, chunk_size=3, temperature=temperature)
+    weight = torch.cat([torch.full((k,), w) for k, w in zip(lengths, sequence_weights(lengths, "token_mean", 8))])
+
+    def step(given):
+        h = hidden.detach().clone().requires_grad_()
+        head.weight.grad = None
+        out = loss(LossInputs(h, targets, head, None, {"advantage": advantage, "weight": weight, **given}))
+        out.loss_sum.backward()
+        return out, h.grad, head.weight.grad.clone()
+
+    old, old_entropy = chunked_logprobs(head, hidden, targets, 3, temperature)
+    with_old, without = step({"old_logprob": old}), step({})
+    assert torch.equal(with_old[0].loss_sum, without[0].loss_sum)
+    assert torch.equal(with_old[1], without[1]) and torch.equal(with_old[2], without[2])
+    assert torch.equal(without[0].token_metrics["ratio"], torch.ones_like(old))
+    torch.testing.assert_close(without[0].token_metrics["logprob"], old, rtol=0, atol=1e-6)
+    torch.testing.assert_close(without[0].token_metrics["entropy"], old_entropy, rtol=0, atol=1e-6)
+
+
 @pytest.mark.parametrize("agg", ["token_mean", "sequence_mean", "constant"])
 def test_the_step_gradient_does_not_depend_on_the_micro_batch_split(agg):
     """Weights come from the whole step's lengths: summing micro-batch gradients gives the same."""

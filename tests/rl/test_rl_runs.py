@@ -116,3 +116,68 @@ def test_sampling_temperature_and_sampled_validation(repo_root, tmp_path):
     assert len(rollouts) == 2 and all(float(r["train/sampler_logprob_gap"]) < 1e-3 for r in rollouts), rollouts
     validated = [int(r["step"]) for r in metrics if r.get("val/tiny_val/accuracy")]
     assert validated == [3]  # optimizer step 4, logged at its 0-indexed row
+
+
+def test_a_short_run_raises_the_reward_on_its_training_prompts(repo_root, tmp_path):
+    """Measured, not assumed: 12 optimizer steps (6 rollout steps of 8 prompts x 8 samples) on 16 of
+    the tiny world's training problems, from the pretrained base; the accuracy of 16 fresh samples
+    per problem at the rollout's temperature, before and after. Measured over three training seeds:
+    36.7% -> 53.1%, 50.8%, 52.7%."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from curio.evaluation.generation import HFGenerator
+    from curio.evaluation.grading import Grader
+    from curio.evaluation.loaders import load_jsonl_benchmark
+    from curio.evaluation.sampled import run_benchmark
+    from curio.evaluation.sampling import SamplingParams
+
+    args = [f"model={BASE}", "prompts.problems.limit=16", "rl.prompts_per_step=8", "rl.group_size=8",
+            "rl.mini_batches=2", "rl.micro_batch_size=16", "rl.sampling.max_new_tokens=96", "optim.lr=1e-4",
+            "trainer.max_steps=12", "~callbacks.progress_bar", "callbacks.model_checkpoint.every_n_train_steps=1000",
+            f"hydra.run.dir={tmp_path}"]
+    result = run(args, repo_root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    problems = load_jsonl_benchmark(ROOT / "assets" / "tiny_world" / "sft_train.jsonl", "train", "id",
+                                    messages_field="messages", drop_final_assistant=True, limit=16)
+    params = SamplingParams(n=16, temperature=1.0, max_new_tokens=96, seed=123)
+    grader = Grader(timeout_s=10.0, num_workers=1)
+    try:
+        accuracy = {}
+        for name, path in (("before", BASE), ("after", tmp_path / "hf")):
+            model, tokenizer = AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+            generator = HFGenerator(model, tokenizer, batch_size=64, progress=False)
+            accuracy[name] = run_benchmark(problems, tokenizer, generator, grader, params).metrics["accuracy"]
+    finally:
+        grader.close()
+    assert accuracy["after"] >= accuracy["before"] + 0.08, accuracy
+
+
+def test_two_process_fsdp2_follows_ddp(repo_root, tmp_path):
+    """Two CPU processes (gloo), 2 rollout steps of 4 optimizer steps in all: FSDP2 (generation with
+    sharded weights, each forward gathering the roots) against DDP (whole weights on each rank).
+    Each rank samples with its own seed, the same under both, so the rollouts are the same and the
+    updates must be: the logged values agree to float32 rounding, the exports to 1e-6."""
+    two = [f"model={BASE}", "rl.prompts_per_step=4", "rl.group_size=4", "rl.mini_batches=2", "rl.micro_batch_size=4",
+           "rl.sampling.max_new_tokens=96", "optim.lr=2e-5", "trainer.max_steps=4", "trainer.accelerator=cpu",
+           "trainer.devices=2", "trainer.enable_model_summary=false", "~callbacks.progress_bar"]
+    for name, extra in (("fsdp", ["trainer=fsdp"]), ("ddp", ["trainer=ddp", "trainer.precision=32-true"])):
+        result = run(two + extra + [f"hydra.run.dir={tmp_path / name}"], repo_root)
+        assert result.returncode == 0, result.stderr[-3000:]
+    fsdp, ddp = rows(tmp_path / "fsdp"), rows(tmp_path / "ddp")
+    assert [r["step"] for r in fsdp] == [r["step"] for r in ddp] == ["0", "1", "2", "3"]
+    assert float(fsdp[0]["train/ratio"]) == 1.0
+    for key in ("train/loss", "train/grad_norm", "train/ratio", "train/kl", "train/entropy", "train/reward_mean",
+                "train/rollout_entropy", "train/response_length_mean"):
+        for a, b in zip(fsdp, ddp):
+            assert (a[key] == "") == (b[key] == ""), key
+            if a[key]:
+                assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-5, abs=1e-9), (key, a["step"])
+    rollouts = [r for r in fsdp if r["train/reward_mean"]]
+    assert len(rollouts) == 2 and all(float(r["train/sampler_logprob_gap"]) < 1e-3 for r in rollouts)
+    # Rewards are reduced over both ranks' prompts: 4 prompts x 4 samples.
+    assert all(float(r["train/reward_mean"]) * 16 == round(float(r["train/reward_mean"]) * 16) for r in rollouts)
+    a, b, base = (load_file(d / "model.safetensors") for d in (tmp_path / "fsdp" / "hf", tmp_path / "ddp" / "hf", BASE))
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6)
+    assert any(not torch.equal(a[name], base[name]) for name in a if name in base)
