@@ -204,6 +204,14 @@ def newest_export() -> str:
     return str(exports[-1].parent)
 
 
+def shown(path: str) -> str:
+    """``path`` relative to the repository when it lies inside it (results name no machine's paths)."""
+    try:
+        return str(Path(path).relative_to(ROOT))
+    except ValueError:
+        return path
+
+
 def report(setup: dict[str, Any], results: dict[str, dict[str, Any]], machine: dict[str, Any], command: str) -> str:
     curio, trl = results.get("curio"), results.get("trl")
     lines = [
@@ -213,7 +221,7 @@ def report(setup: dict[str, Any], results: dict[str, dict[str, Any]], machine: d
         f"- machine: {machine['cpu']}, {machine['cpu_cores_usable']} cores usable, {setup['threads']} torch threads; "
         f"torch {machine['torch']}, transformers {machine['transformers']}, lightning {machine['lightning']}, "
         f"trl {machine['trl']}; commit `{machine['commit']}`{' (dirty)' if machine['dirty'] else ''}",
-        f"- setup: `{setup['model']}` (float32), {setup['prompts']} prompts x {setup['group']} samples per step "
+        f"- setup: `{shown(setup['model'])}` (float32), {setup['prompts']} prompts x {setup['group']} samples per step "
         f"(T = 1, up to {setup['max_new_tokens']} new tokens), micro-batches of {setup['micro_batch']}, one "
         f"optimizer step per rollout, no KL; {setup['steps']} measured steps after {setup['warmup']} warm-up, "
         f"x {setup['rounds']} rounds",
@@ -291,7 +299,8 @@ def main(argv: list[str] | None = None) -> None:
     text = report(setup, results, info, command.strip())
     out = ROOT / "bench" / "results" / args.name
     out.with_suffix(".md").write_text(text)
-    out.with_suffix(".json").write_text(json.dumps({"setup": setup, "machine": info, "results": results,
+    out.with_suffix(".json").write_text(json.dumps({"setup": {**setup, "model": shown(setup["model"])},
+                                                    "machine": info, "results": results,
                                                     "raw": raw}, indent=1))
     print(text)
 
