@@ -60,12 +60,9 @@ class StepTimer(L.Callback):
 
 
 def run_curio(setup: dict[str, Any], out: str) -> None:
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    from curio.config import CONF_DIR
+    from bench.workers import compose_config
     from curio.rl.run import rl
 
     tmp = Path(tempfile.mkdtemp(prefix="curio-bench-rl-"))
@@ -79,12 +76,8 @@ def run_curio(setup: dict[str, Any], out: str) -> None:
         f"rollout.batch_size={setup['prompts'] * setup['group']}", "optim.lr=1e-6", f"trainer.max_steps={total}",
         "trainer.enable_model_summary=false", "+trainer.enable_progress_bar=false", "logger=csv", "callbacks=none",
     ]
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        cfg = compose("rl", overrides=overrides, return_hydra_config=True)
-    HydraConfig().set_config(cfg)
+    cfg = compose_config("rl", overrides)
     with open_dict(cfg):
-        del cfg["hydra"]
         cfg.paths.output_dir = str(tmp)
         cfg.callbacks = {"timer": {"_target_": "bench.rl.StepTimer", "out": str(tmp / "times.json")}}
     rl(cfg)

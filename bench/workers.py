@@ -165,13 +165,28 @@ class StepTimer(L.Callback):
         Path(self.out).write_text(json.dumps(result))
 
 
-def run_step(preset: dict[str, Any], loss: str, out: str) -> None:
+def compose_config(name: str, overrides: list[str]) -> Any:
+    """``conf/<name>.yaml`` with ``overrides``, as its command would see it (Hydra's runtime
+    config set, its own node removed), for a run started in this process."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
     from curio.config import CONF_DIR
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        cfg = compose(name, overrides=overrides, return_hydra_config=True)
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
+def run_step(preset: dict[str, Any], loss: str, out: str) -> None:
+    from omegaconf import open_dict
+
     from curio.train import train
 
     tmp = Path(tempfile.mkdtemp(prefix="curio-bench-"))
@@ -189,12 +204,8 @@ def run_step(preset: dict[str, Any], loss: str, out: str) -> None:
         "optim.lr=1e-5", "sched.warmup_steps=0",
         f"cpu_keep_freed_memory={str(preset['cpu_keep_freed_memory']).lower()}",
     ]
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    HydraConfig().set_config(cfg)
+    cfg = compose_config("train", overrides)
     with open_dict(cfg):
-        del cfg["hydra"]
         cfg.paths.output_dir = str(tmp / "run")
         cfg.model.net.config = model_config(preset)
         cfg.trainer.enable_progress_bar = False

@@ -15,3 +15,10 @@ class DataError(UserError):
 
 class TrainingDiverged(UserError):
     """Too many optimizer steps in a row had a non-finite gradient; the last good state is saved."""
+
+
+def check_count(key: str, value: object) -> None:
+    """``key=value`` must be an integer >= 1 (a batch size, a number of steps); a
+    :class:`ConfigError` naming the key otherwise. ``True`` is not a count."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{key}={value}: must be an integer >= 1")

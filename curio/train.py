@@ -53,15 +53,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     loss, teacher = build_objective(cfg)
     optimizer = build_optimizer(cfg)
     scheduler = build_scheduler(cfg)
-    resolved = save_run_config(cfg, Path(cfg.paths.output_dir))
-    L.seed_everything(cfg.seed, workers=True)
-
-    trainer = build_trainer(cfg)
-
-    tokenizer = build(cfg.model.tokenizer, "model.tokenizer")
-    datamodule = build(cfg.data, "data", tokenizer=tokenizer)
-    datamodule.trainer = trainer  # its step layout: the trainer's accumulation and devices
-    datamodule.setup("fit")  # read and encode now: a bad row fails before the model loads
+    resolved, trainer, tokenizer, datamodule = start_run(cfg, "data")
     if len(datamodule.val_set) == 0:
         trainer.limit_val_batches = 0
     if scheduler is not None:
@@ -70,6 +62,20 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     model = build_model(cfg, tokenizer)
     module = SFTModule(model, loss, optimizer, scheduler, teacher, **cfg.get("module", {}))
     return fit(trainer, module, datamodule, cfg, resolved)
+
+
+def start_run(cfg: DictConfig, data_key: str) -> tuple[dict[str, Any], L.Trainer, Any, L.LightningDataModule]:
+    """What every run does between its cheap parts and its model: write the run config, seed,
+    build the trainer, the tokenizer and the data (``cfg[data_key]``), every row read and checked
+    now, so that a bad row fails before the model loads. Returns the resolved config with them."""
+    resolved = save_run_config(cfg, Path(cfg.paths.output_dir))
+    L.seed_everything(cfg.seed, workers=True)
+    trainer = build_trainer(cfg)
+    tokenizer = build(cfg.model.tokenizer, "model.tokenizer")
+    datamodule = build(cfg[data_key], data_key, tokenizer=tokenizer)
+    datamodule.trainer = trainer  # its step layout: the trainer's accumulation and devices
+    datamodule.setup("fit")
+    return resolved, trainer, tokenizer, datamodule
 
 
 def build_trainer(cfg: DictConfig) -> L.Trainer:

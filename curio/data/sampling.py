@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import Sampler
 
-from curio.errors import ConfigError
+from curio.errors import ConfigError, check_count
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,7 @@ class StepLayout:
 
     def __post_init__(self) -> None:
         # accumulate and world_size come from Lightning's Trainer, which checks them.
-        if not isinstance(self.micro_batch_size, int) or self.micro_batch_size < 1:
-            raise ConfigError(f"data.micro_batch_size={self.micro_batch_size}: must be an integer >= 1")
+        check_count("data.micro_batch_size", self.micro_batch_size)
 
     @property
     def sequences(self) -> int:

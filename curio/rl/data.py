@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from curio.data.datamodule import ResumableDataLoader
 from curio.data.sampling import StepLayout, StepWindowSampler
-from curio.errors import ConfigError
+from curio.errors import ConfigError, check_count
 from curio.evaluation.benchmark import Benchmark, Problem
 from curio.evaluation.sampled import render_prompt
 
@@ -55,8 +55,7 @@ class PromptDataModule(L.LightningDataModule):
     def __init__(self, tokenizer, problems: Benchmark, prompts_per_step: int = 16,
                  max_prompt_tokens: int | None = None, seed: int = 0):
         super().__init__()
-        if not isinstance(prompts_per_step, int) or prompts_per_step < 1:
-            raise ConfigError(f"rl.prompts_per_step={prompts_per_step}: must be an integer >= 1")
+        check_count("rl.prompts_per_step", prompts_per_step)
         self.tokenizer = tokenizer
         self.problems = problems
         self.prompts_per_step = prompts_per_step
@@ -81,9 +80,10 @@ class PromptDataModule(L.LightningDataModule):
         self.prompts = [p for p in rendered if self.max_prompt_tokens is None or len(p.ids) <= self.max_prompt_tokens]
         self.layout = StepLayout(self.prompts_per_step // world, 1, world)
         self.layout.check_fits(len(self.prompts))
-        log.info("prompts: %d problems, %d dropped over %s tokens, %d per rollout step, %d steps per epoch",
-                 len(rendered), len(rendered) - len(self.prompts), self.max_prompt_tokens, self.prompts_per_step,
-                 self.steps_per_epoch())
+        dropped = "" if self.max_prompt_tokens is None else \
+            f", {len(rendered) - len(self.prompts)} dropped over {self.max_prompt_tokens} tokens"
+        log.info("prompts: %d problems%s, %d per rollout step, %d steps per epoch", len(rendered), dropped,
+                 self.prompts_per_step, self.steps_per_epoch())
 
     def steps_per_epoch(self) -> int:
         """Rollout steps in one pass over the prompts (incomplete steps are dropped)."""

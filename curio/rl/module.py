@@ -36,7 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from curio.data.collate import IGNORE
-from curio.errors import ConfigError, TrainingDiverged
+from curio.errors import ConfigError, TrainingDiverged, check_count
 from curio.evaluation.sampling import SamplingParams
 from curio.losses.base import LossInputs
 from curio.ops import chunked_logprobs
@@ -97,8 +97,7 @@ class GRPOModule(L.LightningModule):
             raise ConfigError(f"rl.loss.kl_coef={loss.kl_coef} needs the reference model: set rl.reference=true")
         for key, value in (("rl.mini_batches", mini_batches), ("rl.updates_per_rollout", updates_per_rollout),
                            ("rl.micro_batch_size", micro_batch_size)):
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{key}={value}: must be an integer >= 1")
+            check_count(key, value)
         self.automatic_optimization = False
         self.model = model
         self.loss_fn = loss

@@ -9,18 +9,16 @@ from __future__ import annotations
 import logging
 import warnings
 from functools import partial
-from pathlib import Path
 from typing import Any
 
-import lightning as L
 from omegaconf import DictConfig
 
-from curio.cli import build, save_run_config
+from curio.cli import build
 from curio.components import build_optimizer, build_scheduler
 from curio.rl.module import GRPOModule
 from curio.rl.parts import build_rl_parts
 from curio.teacher import FrozenTeacher
-from curio.train import build_model, build_trainer, fit, optimizer_steps
+from curio.train import build_model, fit, optimizer_steps, start_run
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +33,7 @@ def rl(cfg: DictConfig) -> dict[str, Any]:
     rollout = build(cfg.rollout, "rollout")
     optimizer = build_optimizer(cfg)
     scheduler = build_scheduler(cfg)
-    resolved = save_run_config(cfg, Path(cfg.paths.output_dir))
-    L.seed_everything(cfg.seed, workers=True)
-
-    trainer = build_trainer(cfg)
-    tokenizer = build(cfg.model.tokenizer, "model.tokenizer")
-    datamodule = build(cfg.prompts, "prompts", tokenizer=tokenizer)
-    datamodule.trainer = trainer
-    datamodule.setup("fit")  # every prompt read and checked before the model loads
+    resolved, trainer, tokenizer, datamodule = start_run(cfg, "prompts")
     steps_per_rollout = cfg.rl.mini_batches * cfg.rl.updates_per_rollout
     if scheduler is not None:
         total = optimizer_steps(trainer, datamodule.steps_per_epoch() * steps_per_rollout)
