@@ -1,6 +1,7 @@
 """Every ``train.py`` command in the README and docs/ composes to the settings it promises: the
 embedded default gets the tiny world's tuned settings, every other model or data set the authors'
-(or its recipe's), never the tiny world's. A new documented command must be added here."""
+(or its recipe's), never the tiny world's. A new documented command must be added here. Every
+documented ``rl.py`` command composes, the authors' run to their settings."""
 
 from __future__ import annotations
 
@@ -43,17 +44,18 @@ EXPECTED: dict[str, tuple] = {
 }
 
 
-def documented_commands() -> list[str]:
-    """The arguments of every ``train.py`` command in a code block of README.md and docs/*.md."""
+def documented_commands(script: str = "train.py", placeholders: bool = False) -> list[str]:
+    """The arguments of every ``script`` command in a code block of README.md and docs/*.md (those
+    with ``<placeholders>`` only if asked)."""
     commands = []
     for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         blocks = re.findall(r"```[a-z]*\n(.*?)```", path.read_text(), flags=re.S)
         for block in blocks:
             for line in block.replace("\\\n", " ").splitlines():
                 line = line.split(" #")[0].strip()
-                if line.startswith("#") or "train.py" not in line or "<" in line:
+                if line.startswith("#") or f"{script}" not in line or ("<" in line and not placeholders):
                     continue
-                commands.append(" ".join(line.split("train.py", 1)[1].split()))
+                commands.append(" ".join(line.split(script, 1)[1].split()))
     return commands
 
 
@@ -112,3 +114,32 @@ def test_cfg_job_shows_a_hub_models_own_settings(repo_root):
     assert result.returncode == 0, result.stderr
     cfg = yaml.safe_load(result.stdout)
     assert (cfg["optim"]["lr"], cfg["data"]["micro_batch_size"], cfg["trainer"]["max_epochs"]) == (1e-5, 2, 3)
+
+
+RL_COMMANDS = documented_commands("rl.py", placeholders=True)
+
+
+@pytest.mark.parametrize("args", RL_COMMANDS)
+def test_documented_rl_command_composes(args, compose_cfg, tmp_path):
+    """Every documented ``rl.py`` command composes and resolves (placeholders filled with a folder);
+    the authors' GPU run is their settings (spec section 11) with vLLM rollouts under FSDP2."""
+    from omegaconf import OmegaConf
+
+    from rl import model_shorthand
+
+    filled = re.sub(r"<[^>]*>", str(tmp_path), args)
+    cfg = compose_cfg([model_shorthand(a) for a in compose_args(filled)] or [f"model.path={tmp_path}"], tmp_path,
+                      config_name="rl")
+    OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    if "rl=authors" in args:
+        got = (cfg.rl.group_size, cfg.rl.prompts_per_step, cfg.rl.mini_batches, cfg.rl.updates_per_rollout,
+               cfg.optim.lr, cfg.optim.weight_decay, cfg.rl.max_grad_norm, cfg.rl.sampling.temperature,
+               cfg.rl.sampling.max_new_tokens, cfg.prompts.max_prompt_tokens, cfg.rl.loss.kind, cfg.rl.loss.kl_coef,
+               cfg.rl.aggregation, cfg.rl.reward.require_think_close, cfg.trainer.max_epochs)
+        assert got == (8, 128, 4, 1, 1e-6, 0.01, 1.0, 1.0, 8192, 1024, "authors", 0.0, "constant", True, 12)
+        assert cfg.rollout._target_ == "curio.rl.backends.VLLMRollout"
+        assert cfg.trainer.strategy._target_ == "curio.parallel.FSDP2Strategy"
+
+
+def test_rl_commands_found():
+    assert len(RL_COMMANDS) >= 3 and any("rl=authors" in c for c in RL_COMMANDS)
