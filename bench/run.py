@@ -41,6 +41,12 @@ LABELS = {
     "curio_lagged_fixed": "curio, lagged teacher, fixed tau",
     "curio_lagged_entropy_guided": "curio, lagged teacher, entropy-guided tau",
     "curio_lagged_entropy_guided_bf16_stats": "curio, lagged, entropy-guided, bf16 teacher statistics",
+    "gem": "GEM (logsigmoid, beta=0.7)",
+    "psft": "PSFT (snapshot every 8 steps)",
+    "asft": "ASFT (DFT + 0.1 KL to the start model)",
+    "sft_kl": "SFT + 0.1 KL to the start model",
+    "eaft": "EAFT (top-20 entropy weight)",
+    "sed": "SED-SFT (top-2 mass < 0.7)",
 }
 GiB = 2**30
 

@@ -44,6 +44,13 @@ LOSSES: dict[str, list[str]] = {
     # the default float32 projection is the difference to the row above under bf16 precision.
     "curio_lagged_entropy_guided_bf16_stats": ["loss=curio", "teacher=lagged", "temp=entropy_guided",
                                                "teacher.fp32_logits=false"],
+    # The field's baselines (docs/method.md), each with the teacher its file chooses.
+    "gem": ["loss=gem"],
+    "psft": ["loss=psft"],
+    "asft": ["loss=asft"],
+    "sft_kl": ["loss=sft_kl"],
+    "eaft": ["loss=eaft"],
+    "sed": ["loss=sed"],
 }
 
 

@@ -43,6 +43,24 @@ def entropy(logits: Tensor) -> Tensor:
     return total.log() - weighted / total
 
 
+def log_softmax(logits: Tensor) -> Tensor:
+    """``[..., V] -> [..., V]`` float32 ``log softmax(logits)``, differentiable, with the normaliser
+    summed as :func:`entropy` sums it (the leading 1 apart): ``s - log1p(sum of exp(s) without the
+    maximum's 1)``, ``s = z - max(z)``. On a near-deterministic row ``torch.log_softmax``'s
+    ``log(1 + tiny)`` keeps only float32's 1e-7 of the tiny part; here it keeps all of it, which a
+    sum of small differences of log-probabilities (a KL between close distributions) needs.
+    """
+    z = logits.float()
+    top, where = z.max(dim=-1, keepdim=True)
+    s = z - top
+    if torch.is_grad_enabled() and s.requires_grad:
+        rest = s.exp().scatter(-1, where, 0.0).sum(dim=-1, keepdim=True)
+        return s - torch.log1p(rest)
+    # Without autograd the same formula in place: one [.., V] buffer beside the input's.
+    rest = s.exp().scatter_(-1, where, 0.0).sum(dim=-1, keepdim=True)
+    return s.sub_(torch.log1p(rest))
+
+
 def target_logprob(logits: Tensor, targets: Tensor) -> Tensor:
     """``[n, V], [n] -> [n]`` ``log softmax(logits)[targets]``, differentiable.
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from curio.ops import computes_in_float32, entropy, project, target_logprob, top_k_values
+from curio.ops import computes_in_float32, entropy, log_softmax, project, target_logprob, top_k_values
 
 QWEN_VOCAB = 151_936
 GATE = 0.03  # the CurioSFT gate (spec section 5)
@@ -99,6 +99,35 @@ def test_entropy_edge_cases() -> None:
     assert torch.isfinite(masked.grad).all() and (masked.grad[:, 500:] == 0).all()
     with torch.no_grad():
         torch.testing.assert_close(entropy(masked.detach()), h.detach(), rtol=0, atol=0)
+
+
+def test_log_softmax_keeps_the_small_mass_of_peaked_rows() -> None:
+    """A KL between two close peaked distributions is a sum of small differences of
+    log-probabilities: float32 ``torch.log_softmax`` loses the tail's mass in ``log(1 + tiny)``,
+    ``curio.ops.log_softmax`` keeps it. Values, a KL built from them, and the gradient."""
+    z = qwen_sized_rows()[-20:]  # near-deterministic rows
+    zq = z + 0.01 * torch.randn(z.shape, generator=torch.Generator().manual_seed(1))
+    ref, ref_q = torch.log_softmax(z.double(), -1), torch.log_softmax(zq.double(), -1)
+    got = log_softmax(z)
+    assert got.dtype == torch.float32
+    top = ref > -30  # the values that carry the mass
+    assert (got.double() - ref)[top].abs().max() <= 2e-6
+    kl64 = (ref_q.exp() * (ref_q - ref)).sum(-1)
+    kl = (log_softmax(zq).exp() * (log_softmax(zq) - got)).sum(-1).double()
+    plain = torch.log_softmax(zq, -1)
+    kl_plain = (plain.exp() * (plain - torch.log_softmax(z, -1))).sum(-1).double()
+    err, err_plain = (kl - kl64).abs().max(), (kl_plain - kl64).abs().max()
+    assert err <= 1e-8 and err_plain > 10 * err, (err, err_plain)  # KLs here: 3e-10 to 7e-6 nats
+    x = (torch.randn(6, 500, generator=torch.Generator().manual_seed(2)) * 8).requires_grad_()
+    x64 = x.detach().double().requires_grad_()
+    w = torch.randn(6, 500, generator=torch.Generator().manual_seed(3))
+    (log_softmax(x) * w).sum().backward()
+    (torch.log_softmax(x64, -1) * w.double()).sum().backward()
+    torch.testing.assert_close(x.grad.double(), x64.grad, rtol=0, atol=1e-5)
+    masked = x.detach().clone()
+    masked[0, 3] = float("-inf")
+    out = log_softmax(masked)
+    assert out[0, 3] == float("-inf") and torch.isfinite(out[0, :3]).all() and torch.isfinite(out[1:]).all()
 
 
 def test_target_logprob_matches_float64_with_its_gradient() -> None:

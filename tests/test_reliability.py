@@ -24,7 +24,7 @@ from train import precheck
 # import), values by the constructors of the run's cheap parts (loss, temperature, teacher,
 # optimizer, schedule, aggregation), built once with torch the only heavy import.
 PRECHECK_MISTAKES = {
-    "loss=cruio": "choose one of ce, curio, dft, entropy",
+    "loss=cruio": "choose one of asft, ce, curio, dft, eaft, entropy, gem, psft, sed, sft_kl",
     "optim.lrr=1e-5": "did you mean optim.lr?",
     "trainer.max_step=10": "did you mean trainer.max_steps",
     "teacher=null": "teacher=null: a config group takes one of its options",

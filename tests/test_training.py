@@ -1,6 +1,7 @@
 """End-to-end training on the tiny model: loss goes down, export reloads, resume, aggregation."""
 
 import csv
+import math
 import subprocess
 import sys
 from functools import partial
@@ -11,6 +12,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from curio.config import group_options
 from curio.train import train
 
 
@@ -46,6 +48,17 @@ def test_short_run_lowers_loss_and_exports_a_loadable_checkpoint(tmp_path, compo
     reference.load_state_dict(trained)
     with torch.no_grad():
         torch.testing.assert_close(model(ids).logits, reference.eval()(ids).logits, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("loss", group_options("loss"))
+def test_every_loss_trains_on_the_embedded_default(tmp_path, compose_cfg, loss):
+    """`python train.py loss=<each>` on the tiny world (2 steps): finite losses, a step taken, and
+    the teacher the loss reads (or none)."""
+    cfg = compose_cfg([f"loss={loss}", "trainer.max_steps=2", "~callbacks.progress_bar", "~callbacks.model_checkpoint",
+                       "trainer.enable_model_summary=false"], tmp_path)
+    metrics = train(cfg)
+    assert math.isfinite(metrics["train/loss"]) and metrics["train/grad_norm"] > 0
+    assert len(column(read_metrics(tmp_path), "train/loss")) == 2
 
 
 def test_validation_loss_is_logged(tmp_path, compose_cfg, fast):

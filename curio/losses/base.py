@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from curio.ops import entropy, project
+from curio.ops import entropy, log_softmax, project
 
 
 @dataclass
@@ -131,6 +131,11 @@ class TokenLoss(nn.Module):
 
     #: True when the loss reads a teacher (the trainer then builds one; ``conf/teacher/``).
     needs_teacher: bool = False
+    #: True when the loss reads the teacher's whole next-token distribution with the student's
+    #: gradient (a KL over the vocabulary), not only per-token values: :meth:`token_losses` then
+    #: gets ``given["teacher_logprobs"]``, the chunk's ``[n, V]`` float32 teacher log-probabilities,
+    #: projected again when activation checkpointing recomputes the chunk (never kept).
+    reads_teacher_distribution: bool = False
 
     def __init__(self, chunk_size: int | None = 1024):
         super().__init__()
@@ -162,7 +167,8 @@ class TokenLoss(nn.Module):
             logits: ``[n, V]`` float32 student logits (differentiable).
             targets: ``[n]`` target token ids.
             given: ``{name: [n]}`` for this chunk: the output of :meth:`teacher_stats` (empty
-                without a teacher) and the chunk's slice of ``LossInputs.token_inputs``.
+                without a teacher) and the chunk's slice of ``LossInputs.token_inputs``; plus
+                ``teacher_logprobs`` ``[n, V]`` when :attr:`reads_teacher_distribution`.
 
         Returns:
             ``([n] per-token loss, {name: [n] per-token metric})``; metrics are detached here.
@@ -227,7 +233,11 @@ class TokenLoss(nn.Module):
             with torch.no_grad():
                 no_grad_values["teacher"] = self.teacher_stats(teacher(rows, student), targets)
         teacher_values = no_grad_values.get("teacher", {})
-        loss, metrics = self.token_losses(student.logits, targets, {**teacher_values, **token_inputs})
+        given = {**teacher_values, **token_inputs}
+        if teacher is not None and self.reads_teacher_distribution:
+            with torch.no_grad():
+                given["teacher_logprobs"] = log_softmax(teacher(rows, student).logits)
+        loss, metrics = self.token_losses(student.logits, targets, given)
         metrics = {**teacher_values, **{k: v.detach() for k, v in metrics.items()}}
         if "entropy" not in metrics:  # a loss that already has the student entropy supplies it
             metrics["entropy"] = student.entropy

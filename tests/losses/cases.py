@@ -61,10 +61,18 @@ def run_module(loss: nn.Module, case: Case) -> tuple[Tensor, dict[str, Tensor], 
     return total.detach(), out.token_metrics, hidden.grad, case.head.weight.grad.clone()
 
 
-def run_reference(kind: str, case: Case, **kw) -> tuple[Tensor, Tensor, Tensor]:
-    """Float64 loss and gradients, one token at a time."""
+def run_reference(kind: str, case: Case, float32_logits: bool = False, **kw) -> tuple[Tensor, Tensor, Tensor]:
+    """Float64 loss and gradients, one token at a time.
+
+    ``float32_logits``: the logits are the float32 projection (as the module computes them),
+    promoted, so the comparison isolates the loss's own arithmetic from the projection's rounding
+    (~1e-6 of the logits, which a loss made of small differences can carry to ~1e-6 of its value).
+    """
     h = case.hidden.detach().double().requires_grad_()
     w = case.head.weight.detach().double().requires_grad_()
+    if float32_logits:  # whole-batch products, as the module's (a row at a time rounds differently)
+        z32 = (case.hidden.detach() @ case.head.weight.detach().T).double()
+        zt32 = (case.teacher_hidden @ case.teacher_head.weight.detach().T).double()
     n = h.shape[0]
     bonus = [True] * n
     if kw.get("top_fraction") is not None:
@@ -75,12 +83,20 @@ def run_reference(kind: str, case: Case, **kw) -> tuple[Tensor, Tensor, Tensor]:
     total = (h.sum() + w.sum()) * 0.0
     for t in range(n):
         args = {}
-        if kind == "curio":
+        if float32_logits:
+            zt = zt32[t]
+        else:
             zt = case.teacher_hidden[t].double() @ case.teacher_head.weight.detach().double().T
+        if kind == "curio":
             args = {"zt": zt, "tau": kw.get("tau") or tau64(zt)[0], "lam": kw["lam"]}
         elif kind == "entropy":
             args = {"beta": kw["beta"], "bonus": bonus[t]}
-        total = total + token_loss64(kind, h[t] @ w.T, int(case.targets[t]), **args)
+        elif kind in ("psft", "anchored"):
+            args = {"zt": zt, **kw}
+        else:
+            args = kw
+        z = z32[t] + 0.0 * (h[t].sum() + w.sum()) if float32_logits else h[t] @ w.T
+        total = total + token_loss64(kind, z, int(case.targets[t]), **args)
     total = total / NORMALIZER
     total.backward()
     return total.detach(), h.grad, w.grad

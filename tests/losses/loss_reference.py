@@ -67,13 +67,45 @@ def token_loss64(
     zt: Tensor | None = None,
     tau: float = 1.0,
     lam: float = 1.0,
+    weighting: str = "logsigmoid",
+    fit: str = "dft",
+    clip: tuple[float, float] = (0.2, 0.28),
+    alpha: float = 1.0,
+    top_k: int = 20,
+    threshold: float = 0.7,
 ) -> Tensor:
-    """One token's loss (spec sections 6-7), differentiable in ``z`` (float64 ``[V]``).
+    """One token's loss (spec sections 6-7 and the baselines' public code), differentiable in
+    ``z`` (float64 ``[V]``).
 
-    kind: ``ce``, ``entropy`` (bonus on this token iff ``bonus``), ``dft``, or ``curio`` (teacher
-    logits ``zt`` heated by ``tau``).
+    kind: ``ce``, ``entropy`` (bonus on this token iff ``bonus``), ``dft``, ``curio`` (teacher
+    logits ``zt`` heated by ``tau``), ``gem`` (``beta``, ``weighting``), ``psft`` (snapshot logits
+    ``zt``, ``clip``), ``anchored`` (``fit`` + ``lam`` KL to ``zt``), ``eaft`` (``alpha``,
+    ``top_k``), ``sed`` (``lam``, ``top_k``, ``threshold``).
     """
     logp = log_softmax64(z)[y]
+    if kind == "gem":
+        q = torch.softmax(z.detach() / beta, dim=-1)
+        w = torch.sigmoid(0.01 * (z.detach() - z.detach()[y])) if weighting == "logsigmoid" else torch.ones_like(z)
+        logp_all = log_softmax64(z)
+        return -(q * w * (logp - logp_all)).sum()
+    if kind == "psft":
+        old = log_softmax64(zt.double())[y]
+        ratio = torch.exp(torch.clamp(logp - old, -20.0, 20.0))
+        return -torch.minimum(ratio, torch.clamp(ratio, 1 - clip[0], 1 + clip[1]))
+    if kind == "anchored":
+        ref = log_softmax64(zt.double())
+        kl = (torch.exp(ref) * (ref - log_softmax64(z))).sum()
+        first = -torch.exp(logp).detach() * logp if fit == "dft" else -logp
+        return first + lam * kl
+    if kind == "eaft":
+        top = torch.sort(z.detach(), descending=True).values[: min(top_k, z.numel())]
+        weight = (entropy64(top) / 3.0) ** alpha
+        return -weight * logp
+    if kind == "sed":
+        probs = torch.softmax(z.detach(), dim=-1)
+        mass = torch.sort(probs, descending=True).values[:top_k].sum()
+        mask = 1.0 if mass < threshold else 0.0
+        return -logp + lam * mask * (torch.exp(logp) - 0.5) ** 2
     if kind == "ce":
         return -logp
     if kind == "entropy":

@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from curio.losses import CurioLoss, LossInputs
+from curio.losses import AnchoredLoss, CurioLoss, EAFTLoss, GEMLoss, LossInputs, PSFTLoss, SEDLoss
 from curio.teacher.base import ProjectedLogits
 from curio.teacher.live import StudentLogits
 from curio.temperature import EntropyGuidedTemperature
@@ -73,5 +73,42 @@ def test_curio_loss_peak_tensor_is_one_chunk_of_logits(teacher: str) -> None:
     # A copy teacher's logits are reduced and freed before the student's are projected; the
     # entropy needs two buffers beside the logits it reads. No float64 (or other) copy of them.
     assert forward.most_alive <= 3 and backward.most_alive <= 4, (forward.most_alive, backward.most_alive)
+    assert max(forward.other_dtype_numel, backward.other_dtype_numel) < limit
+    assert hidden.grad is not None and head.weight.grad is not None
+
+
+# Every other loss with a teacher or a full-vocabulary term: the most chunk x vocabulary float32
+# buffers alive at once, forward and backward, as measured (a new loss states its own).
+BASELINES = {
+    "gem": (lambda: GEMLoss(chunk_size=CHUNK), False, (4, 5)),
+    "gem_linear": (lambda: GEMLoss(weighting="linear", chunk_size=CHUNK), False, (4, 5)),
+    "psft": (lambda: PSFTLoss(chunk_size=CHUNK), True, (3, 4)),
+    # The KL: the teacher's log-probabilities and their exp beside the student's logits and its
+    # log-softmax (with two temporaries), and the product.
+    "asft": (lambda: AnchoredLoss(chunk_size=CHUNK), True, (6, 7)),
+    "sft_kl": (lambda: AnchoredLoss("ce", chunk_size=CHUNK), True, (6, 7)),
+    "eaft": (lambda: EAFTLoss(chunk_size=CHUNK), False, (3, 4)),
+    "sed": (lambda: SEDLoss(chunk_size=CHUNK), False, (3, 4)),
+}
+
+
+@pytest.mark.parametrize("name", list(BASELINES))
+def test_every_baseline_peak_tensor_is_one_chunk_of_logits(name: str) -> None:
+    factory, reads_teacher, (most_forward, most_backward) = BASELINES[name]
+    n_tokens = 3 * CHUNK
+    head, teacher_head = nn.Linear(HIDDEN, VOCAB, bias=False), nn.Linear(HIDDEN, VOCAB, bias=False)
+    hidden = torch.randn(n_tokens, HIDDEN, requires_grad=True)
+    view = ProjectedLogits(torch.randn(n_tokens, HIDDEN) * 3, teacher_head, fp32=True) if reads_teacher else None
+    inputs = LossInputs(hidden=hidden, targets=torch.randint(VOCAB, (n_tokens,)), head=head, teacher=view)
+
+    with Buffers() as forward:
+        out = factory()(inputs)
+    with Buffers() as backward:
+        out.loss_sum.backward()
+
+    limit = CHUNK * VOCAB
+    assert forward.numel == limit and backward.numel <= limit, (forward.numel, forward.op, backward.numel)
+    assert forward.most_alive <= most_forward and backward.most_alive <= most_backward, \
+        (forward.most_alive, backward.most_alive)
     assert max(forward.other_dtype_numel, backward.other_dtype_numel) < limit
     assert hidden.grad is not None and head.weight.grad is not None
