@@ -2,6 +2,7 @@
 run a couple of steps (lightning-hydra-template style). The hub recipes' settings are checked one
 by one in tests/test_recipes.py."""
 
+import math
 from pathlib import Path
 
 import pytest
@@ -50,5 +51,5 @@ def test_only_the_hub_recipes_are_left_out_of_the_smoke_runs():
 def test_experiment_smoke_runs(tmp_path, experiment, compose_cfg):
     cfg = compose_cfg([f"experiment={experiment}", *SMOKE], tmp_path)
     metrics = train(cfg)
-    assert metrics["train/loss"] > 0
+    assert math.isfinite(metrics["train/loss"])  # PSFT's -min(r, clip(r)) is negative by design
     assert (tmp_path / "hf" / "config.json").is_file()

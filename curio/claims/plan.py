@@ -22,9 +22,11 @@ BENCHMARKS = {"tiny_id": "id", "tiny_ood": "ood"}
 BASE_MODEL = ROOT / "assets" / "tiny_world" / "base"
 
 #: Every claims experiment (conf/experiment/claims/<name>.yaml), in run order: the ones most
-#: questions need first, the large entropy bonus (slowest to evaluate: it rambles) last.
+#: questions need first, the large entropy bonus (slowest to evaluate: it rambles) last, then the
+#: field's other baselines (docs/method.md), placed on the same axes.
 EXPERIMENTS: tuple[str, ...] = (
     "ce", "curio", "curio_fixed", "curio_live", "dft", "entropy_small", "entropy_large",
+    "gem", "psft", "asft", "sft_kl", "eaft", "sed",
 )
 
 

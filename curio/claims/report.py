@@ -32,6 +32,12 @@ LABELS = {
     "curio": "CurioSFT (lagged, entropy-guided)",
     "curio_fixed": "CurioSFT (lagged, fixed tau)",
     "curio_live": "CurioSFT (live, entropy-guided)",
+    "gem": "GEM",
+    "psft": "PSFT",
+    "asft": "ASFT",
+    "sft_kl": "SFT + KL",
+    "eaft": "EAFT",
+    "sed": "SED-SFT",
 }
 
 

@@ -66,6 +66,20 @@ def test_lagged_teacher_is_the_start_model_then_mostly_the_student() -> None:
     assert_teacher_equals(teacher.model, expected, rtol=1e-6, atol=1e-7)
 
 
+def test_snapshot_teacher_is_an_exact_copy_every_8_steps() -> None:
+    """teacher=snapshot (PSFT's p_old): alpha = 1 copies the student bit for bit."""
+    student = tiny_llama()
+    start = snapshot(student)
+    teacher = LaggedTeacher(sync_every=8, alpha=1.0)
+    teacher.attach(student)
+    for step in range(1, 9):
+        assert not teacher.before_optimizer_step(step, student)
+        assert_teacher_equals(teacher.model, start, rtol=0, atol=0)
+        perturb_(student)
+    assert teacher.before_optimizer_step(9, student)
+    assert_teacher_equals(teacher.model, snapshot(student), rtol=0, atol=0)
+
+
 def test_ema_direction() -> None:
     student = tiny_llama()
     start = snapshot(student)
