@@ -282,6 +282,7 @@ class HFGenerator:
             entropy_sampling=float(at_temperature[:count].mean()),
             token_ids=tuple(ids[:count]),
             logprobs=tuple(chosen[:count].tolist()),
+            token_entropies=tuple(at_one[:count].tolist()),
         )
 
     def _decode(self, ids: list[int]) -> str:

@@ -70,6 +70,8 @@ class Sample:
         logprobs: for each generated token, its log-probability under the model's distribution at
             T = 1 in the sampler's own forward pass (what the RL trainer recomputes; their gap
             catches stale sampler weights); None when unavailable.
+        token_entropies: for each generated token, the entropy (nats) of the distribution at T = 1
+            it was drawn from (``entropy`` is their mean); None when unavailable.
     """
 
     text: str
@@ -79,3 +81,4 @@ class Sample:
     entropy_sampling: float | None = None
     token_ids: tuple[int, ...] = ()
     logprobs: tuple[float, ...] | None = None
+    token_entropies: tuple[float, ...] | None = None

@@ -9,13 +9,10 @@ from typing import Any
 
 from curio.tinyworld.corpus import CorpusConfig, build_corpus, write_jsonl
 from curio.tinyworld.readme import render_readme
-from curio.tinyworld.settings import ID, OOD
 from curio.tinyworld.stats import split_stats
 from curio.tinyworld.tokenizer import save_tokenizer, train_tokenizer
+from curio.tinyworld.worlds import WORLDS
 
-# Training text only, as a real tokenizer would not have seen a benchmark. The SFT split already holds
-# every word of this world (BPE learns the same vocabulary from the pretraining split) and is 6x faster.
-TOKENIZER_SPLITS: tuple[str, ...] = ("sft_train",)
 TOKENIZER_DIR = "tokenizer"
 
 
@@ -31,16 +28,18 @@ def build(out: Path, config: BuildConfig) -> dict[str, Any]:
     """Write every asset under ``out`` (other files there are left alone) and return the manifest."""
     out.mkdir(parents=True, exist_ok=True)
     corpus = build_corpus(config.corpus)
+    world = WORLDS[config.corpus.world]
     for name, rows in corpus.items():
         write_jsonl(out / f"{name}.jsonl", rows)
     tokenizer = train_tokenizer(
-        (row["messages"] for name in TOKENIZER_SPLITS for row in corpus[name]), config.vocab_size
+        (row["messages"] for name in world.tokenizer_splits for row in corpus[name]), config.vocab_size
     )
     save_tokenizer(tokenizer, out / TOKENIZER_DIR)
     manifest = {
         "config": asdict(config),
-        "settings": {setting.name: asdict(setting) for setting in (ID, OOD)},
-        "tokenizer": {"dir": TOKENIZER_DIR, "vocab_size": len(tokenizer), "trained_on": list(TOKENIZER_SPLITS)},
+        "phrasing": asdict(world.phrasing),
+        "settings": {setting.name: asdict(setting) for setting in (world.id, world.ood)},
+        "tokenizer": {"dir": TOKENIZER_DIR, "vocab_size": len(tokenizer), "trained_on": list(world.tokenizer_splits)},
         "splits": {name: split_stats(rows, tokenizer) for name, rows in corpus.items()},
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

@@ -4,7 +4,8 @@ Splits (all problems distinct across all splits, compared by expression text):
 
 - ``test_id`` / ``test_ood``: held-out problems (prompt + ground truth) from the ID / OOD setting.
 - ``sft_val`` / ``sft_train``: expert demonstrations, all in one style (``leftmost`` policy, no slips).
-- ``pretrain``: diverse solutions (``uniform`` policy) of ID problems, a fixed share with one slip.
+- ``pretrain``: diverse solutions (``uniform`` policy) of ID problems, a fixed share with one slip and,
+  in worlds that have them, a fixed share with one misreading (:mod:`curio.tinyworld.steps`).
 
 Held-out splits are drawn first, so a change in a training split's size never changes the test sets.
 Each split has its own random stream seeded by ``(seed, split name)``: the output is a pure function of
@@ -25,8 +26,9 @@ from curio.files import read_records
 from curio.tinyworld.expr import Expr, count_ops, evaluate, render
 from curio.tinyworld.problems import sample_problem
 from curio.tinyworld.prompts import prompt_messages
-from curio.tinyworld.settings import ID, OOD, Setting
+from curio.tinyworld.settings import Setting
 from curio.tinyworld.solutions import POLICIES, Solution, write_flawed_solution, write_solution
+from curio.tinyworld.worlds import WORLDS, World
 
 Row = dict[str, Any]
 
@@ -41,6 +43,8 @@ class SplitSpec:
         size: number of rows.
         policy: key of :data:`curio.tinyworld.solutions.POLICIES` for chat splits; None for test splits.
         flawed_share: fraction of rows (rounded to a count, placed at random) whose solution has a slip.
+        misread_share: fraction of rows whose solution has a misreading instead (drawn after the
+            slipped rows, among the others).
     """
 
     name: str
@@ -48,29 +52,54 @@ class SplitSpec:
     size: int
     policy: str | None
     flawed_share: float = 0.0
+    misread_share: float = 0.0
 
 
 @dataclass(frozen=True)
 class CorpusConfig:
-    """Sizes and knobs of the whole corpus."""
+    """Which world, its sizes and knobs."""
 
     seed: int = 0
+    world: str = "arith"
     pretrain_size: int = 12_000
     flawed_share: float = 0.15
+    misread_share: float = 0.0
     sft_train_size: int = 2_000
     sft_val_size: int = 200
     test_id_size: int = 500
     test_ood_size: int = 500
 
+    def __post_init__(self) -> None:
+        if self.world not in WORLDS:
+            raise ValueError(f"world={self.world!r}: choose one of {', '.join(sorted(WORLDS))}")
+        if not 0 <= self.flawed_share + self.misread_share <= 1:
+            raise ValueError(f"flawed_share + misread_share must be in [0, 1], got {self.flawed_share + self.misread_share}")
+
     def splits(self) -> list[SplitSpec]:
         """All splits, held-out ones first (see the module docstring)."""
+        id_setting, ood_setting = WORLDS[self.world].id, WORLDS[self.world].ood
         return [
-            SplitSpec("test_id", ID, self.test_id_size, policy=None),
-            SplitSpec("test_ood", OOD, self.test_ood_size, policy=None),
-            SplitSpec("sft_val", ID, self.sft_val_size, policy="leftmost"),
-            SplitSpec("sft_train", ID, self.sft_train_size, policy="leftmost"),
-            SplitSpec("pretrain", ID, self.pretrain_size, policy="uniform", flawed_share=self.flawed_share),
+            SplitSpec("test_id", id_setting, self.test_id_size, policy=None),
+            SplitSpec("test_ood", ood_setting, self.test_ood_size, policy=None),
+            SplitSpec("sft_val", id_setting, self.sft_val_size, policy="leftmost"),
+            SplitSpec("sft_train", id_setting, self.sft_train_size, policy="leftmost"),
+            SplitSpec(
+                "pretrain",
+                id_setting,
+                self.pretrain_size,
+                policy="uniform",
+                flawed_share=self.flawed_share,
+                misread_share=self.misread_share,
+            ),
         ]
+
+
+#: Each world's shipped build: ``python -m curio.tinyworld build --world <name>`` starts from it.
+DEFAULT_CONFIGS: dict[str, CorpusConfig] = {
+    "arith": CorpusConfig(),
+    # A tenth of the pretraining rows misread precedence at a step fork, besides the 15% slipped.
+    "forks": CorpusConfig(world="forks", misread_share=0.1),
+}
 
 
 def test_row(problem: Expr, messages: list[dict[str, str]]) -> Row:
@@ -83,25 +112,31 @@ def test_row(problem: Expr, messages: list[dict[str, str]]) -> Row:
     }
 
 
-def chat_row(problem: Expr, messages: list[dict[str, str]], solution: Solution) -> Row:
+def chat_row(problem: Expr, messages: list[dict[str, str]], solution: Solution, world: World) -> Row:
     """A training row: the full conversation plus the character labels of the assistant content.
 
     ``answer`` is always the true value; ``flawed`` says whether the response boxes a different one.
+    ``phrase_spans`` only where the world has wording forks.
     """
-    return {
+    row: Row = {
         "messages": messages + [{"role": "assistant", "content": solution.text}],
         "choice_spans": [list(span) for span in solution.choice_spans],
         "result_spans": [list(span) for span in solution.result_spans],
-        "answer": str(evaluate(problem)),
-        "problem": render(problem),
-        "flawed": solution.flawed,
     }
+    if world.phrasing.has_forks:
+        row["phrase_spans"] = [list(span) for span in solution.phrase_spans]
+    row.update({"answer": str(evaluate(problem)), "problem": render(problem), "flawed": solution.flawed})
+    return row
 
 
-def build_split(spec: SplitSpec, seed: int, seen: set[str]) -> list[Row]:
+def build_split(spec: SplitSpec, seed: int, seen: set[str], world: World) -> list[Row]:
     """Draw ``spec.size`` rows whose problems are not in ``seen``, adding them to ``seen``."""
     rng = random.Random(f"{seed}:{spec.name}")
     flawed_at = set(rng.sample(range(spec.size), round(spec.flawed_share * spec.size)))
+    misread_at: set[int] = set()
+    if spec.misread_share:
+        others = [i for i in range(spec.size) if i not in flawed_at]
+        misread_at = set(rng.sample(others, round(spec.misread_share * spec.size)))
     rows: list[Row] = []
     while len(rows) < spec.size:
         problem = sample_problem(rng, spec.setting)
@@ -112,14 +147,16 @@ def build_split(spec: SplitSpec, seed: int, seen: set[str]) -> list[Row]:
         if spec.policy is None:
             row = test_row(problem, messages)
         else:
-            policy, limits = POLICIES[spec.policy], spec.setting.limits
+            policy, limits, phrasing = POLICIES[spec.policy], spec.setting.limits, world.phrasing
             if len(rows) in flawed_at:
-                solution = write_flawed_solution(problem, policy, rng, limits)
+                solution = write_flawed_solution(problem, policy, rng, limits, phrasing, "slip")
+            elif len(rows) in misread_at:
+                solution = write_flawed_solution(problem, policy, rng, limits, phrasing, "misread")
             else:
-                solution = write_solution(problem, policy, rng, limits)
-            if solution is None:  # no slip changes this problem's answer within the limits
+                solution = write_solution(problem, policy, rng, limits, phrasing)
+            if solution is None:  # no flaw changes this problem's answer within the limits
                 continue
-            row = chat_row(problem, messages, solution)
+            row = chat_row(problem, messages, solution, world)
         seen.add(text)
         rows.append(row)
     return rows
@@ -128,7 +165,7 @@ def build_split(spec: SplitSpec, seed: int, seen: set[str]) -> list[Row]:
 def build_corpus(config: CorpusConfig) -> dict[str, list[Row]]:
     """Every split of the corpus, by name, in :meth:`CorpusConfig.splits` order."""
     seen: set[str] = set()
-    return {spec.name: build_split(spec, config.seed, seen) for spec in config.splits()}
+    return {spec.name: build_split(spec, config.seed, seen, WORLDS[config.world]) for spec in config.splits()}
 
 
 def write_jsonl(path: Path, rows: Iterable[Row]) -> None:

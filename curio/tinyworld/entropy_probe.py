@@ -24,7 +24,8 @@ def response_logits(
     """Per batch of demonstrations: ``([n, V] float32 logits, n label names)`` of their response tokens.
 
     Row ``i`` of the logits is the model's next-token distribution at the position that predicts
-    response token ``i`` (teacher-forced), its label one of ``choice``, ``result``, ``format``. The
+    response token ``i`` (teacher-forced), its label one of ``choice``, ``phrase``, ``result``,
+    ``format``. The
     input is built as the trainer builds it (spec section 2): the chat template's generation prompt,
     then the response tokenised alone, then EOS (EOS is not returned: it has no label).
     """
@@ -36,7 +37,11 @@ def response_logits(
             prompt = tokenizer.apply_chat_template(row["messages"][:-1], tokenize=False, add_generation_prompt=True)
             prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
             response_ids, labels = label_response(
-                tokenizer, row["messages"][-1]["content"], row["choice_spans"], row["result_spans"]
+                tokenizer,
+                row["messages"][-1]["content"],
+                row["choice_spans"],
+                row["result_spans"],
+                row.get("phrase_spans", ()),
             )
             sequences.append(prompt_ids + response_ids + [tokenizer.eos_token_id])
             label_runs.append((len(prompt_ids), labels))
@@ -58,14 +63,18 @@ def response_logits(
 
 
 def label_entropies(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], batch_size: int = 32) -> dict[str, Any]:
-    """``{label: mean entropy}`` plus token counts, over the assistant responses of ``rows``."""
+    """``{label: mean entropy}`` plus token counts, over the assistant responses of ``rows``.
+
+    Labels with no token (``phrase`` in a world with one wording) are left out.
+    """
     sums = {label.name.lower(): 0.0 for label in TokenLabel}
     counts = {label.name.lower(): 0 for label in TokenLabel}
     for logits, names in response_logits(model, tokenizer, rows, batch_size):
         for value, name in zip(entropy(logits).tolist(), names):
             sums[name] += value
             counts[name] += 1
-    means = {name: sums[name] / counts[name] if counts[name] else float("nan") for name in sums}
-    determined = counts["result"] + counts["format"]
+    counts = {name: count for name, count in counts.items() if count}
+    means = {name: sums[name] / counts[name] for name in counts}
+    determined = counts.get("result", 0) + counts.get("format", 0)
     means["determined"] = (sums["result"] + sums["format"]) / determined if determined else float("nan")
     return {"mean_entropy": means, "tokens": counts}

@@ -7,11 +7,15 @@ Every character of a response is one of:
   the world should spread probability here (its entropy is > 0).
 - ``RESULT``: a digit of an arithmetic result (``27`` in ``9*3=27``). Fully determined by arithmetic
   facts; a good model is certain.
+- ``PHRASE``: a wording fork (:mod:`curio.tinyworld.phrasing`): the world offers several equally valid
+  wordings here (a connector, how a result is stated). Free choices that change nothing downstream;
+  only worlds with wording forks have them.
 - ``FORMAT``: everything else: copying the rewritten expression, ``=``, ``, so ``, the newline, the
   ``\\boxed{}`` line, the distributed form ``3*4+3*5``. Also fully determined.
 
-``RESULT`` and ``FORMAT`` together are the "determined" characters. Labels are stored as half-open
-``[start, end)`` spans of CHOICE and RESULT characters; FORMAT is the complement.
+``RESULT`` and ``FORMAT`` together are the "determined" characters, ``CHOICE`` and ``PHRASE`` the
+"forks". Labels are stored as half-open ``[start, end)`` spans of CHOICE, RESULT and PHRASE
+characters; FORMAT is the complement.
 """
 
 from __future__ import annotations
@@ -24,11 +28,15 @@ Span = tuple[int, int]
 
 
 class TokenLabel(IntEnum):
-    """Per-token label; a token touching any CHOICE character is CHOICE, else any RESULT one is RESULT."""
+    """Per-token label: CHOICE wins over PHRASE wins over RESULT wins over FORMAT."""
 
     FORMAT = 0
     CHOICE = 1
     RESULT = 2
+    PHRASE = 3
+
+
+_PRIORITY = (TokenLabel.CHOICE, TokenLabel.PHRASE, TokenLabel.RESULT)
 
 
 def positions_to_spans(positions: Sequence[int]) -> list[Span]:
@@ -46,26 +54,24 @@ def token_labels(
     offsets: Sequence[Sequence[int]],
     choice_spans: Sequence[Sequence[int]],
     result_spans: Sequence[Sequence[int]],
+    phrase_spans: Sequence[Sequence[int]] = (),
 ) -> list[int]:
     """Label each token from its ``(start, end)`` character offsets.
 
-    CHOICE wins over RESULT wins over FORMAT: a token that merges a branching character with determined
-    ones is still the place where the model makes the choice. Zero-width tokens (special tokens) are FORMAT.
+    CHOICE wins over PHRASE wins over RESULT wins over FORMAT: a token that merges a branching
+    character with determined ones is still the place where the model makes the choice. Zero-width
+    tokens (special tokens) are FORMAT.
     """
-    length = max([end for _, end in offsets] + [end for _, end in (*choice_spans, *result_spans)], default=0)
+    spans_by_label = ((result_spans, TokenLabel.RESULT), (phrase_spans, TokenLabel.PHRASE), (choice_spans, TokenLabel.CHOICE))
+    length = max([end for _, end in offsets] + [end for spans, _ in spans_by_label for _, end in spans], default=0)
     char_labels = [TokenLabel.FORMAT] * length
-    for spans, label in ((result_spans, TokenLabel.RESULT), (choice_spans, TokenLabel.CHOICE)):
+    for spans, label in spans_by_label:
         for start, end in spans:
             char_labels[start:end] = [label] * (end - start)
     labels: list[int] = []
     for start, end in offsets:
         covered = char_labels[start:end]
-        if TokenLabel.CHOICE in covered:
-            labels.append(TokenLabel.CHOICE)
-        elif TokenLabel.RESULT in covered:
-            labels.append(TokenLabel.RESULT)
-        else:
-            labels.append(TokenLabel.FORMAT)
+        labels.append(next((label for label in _PRIORITY if label in covered), TokenLabel.FORMAT))
     return labels
 
 
@@ -74,10 +80,12 @@ def label_response(
     response: str,
     choice_spans: Sequence[Sequence[int]],
     result_spans: Sequence[Sequence[int]],
+    phrase_spans: Sequence[Sequence[int]] = (),
 ) -> tuple[list[int], list[int]]:
     """Tokenise ``response`` alone (as the trainer does) and return ``(token_ids, token_labels)``.
 
     ``tokenizer`` is a fast Hugging Face tokenizer (it must support ``return_offsets_mapping``).
     """
     encoding = tokenizer(response, add_special_tokens=False, return_offsets_mapping=True)
-    return list(encoding["input_ids"]), token_labels(encoding["offset_mapping"], choice_spans, result_spans)
+    labels = token_labels(encoding["offset_mapping"], choice_spans, result_spans, phrase_spans)
+    return list(encoding["input_ids"]), labels

@@ -39,7 +39,9 @@ def split_stats(rows: Sequence[Row], tokenizer: Any) -> dict[str, Any]:
     lengths = [len(row_offsets) for row_offsets in offsets]
     label_counts: Counter[int] = Counter()
     for row, row_offsets in zip(rows, offsets):
-        label_counts.update(token_labels(row_offsets, row["choice_spans"], row["result_spans"]))
+        label_counts.update(
+            token_labels(row_offsets, row["choice_spans"], row["result_spans"], row.get("phrase_spans", ()))
+        )
     total = sum(label_counts.values())
     stats.update(
         {

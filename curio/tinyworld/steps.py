@@ -9,12 +9,19 @@ Two kinds of move exist:
   products stay in the limits.
 
 A step is written as one line ``HEAD=RHS, so AFTER`` (``HEAD=RHS`` alone when AFTER is a number), e.g.
-``7+2=9, so 9*3-8`` or ``3*(4+5)=3*4+3*5, so 3*4+3*5-2``. The HEAD names the move, so the choice of
-move is made in the first characters of the line and everything after HEAD is determined by it.
+``7+2=9, so 9*3-8`` or ``3*(4+5)=3*4+3*5, so 3*4+3*5-2`` (other worlds word it otherwise:
+:mod:`curio.tinyworld.phrasing`). The HEAD names the move, so the choice of move is made in the first
+characters of HEAD and everything after it is determined by it.
+
+A third kind exists only as a mistake: ``misread``, the precedence slip of evaluating two numbers that
+stand next to each other in the text but are not an operation of the tree (``2+4=6`` in ``2+4*3``).
+It is never a valid step; flawed pretraining rows take one, so the base model learns that a fork can
+also lead somewhere wrong.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from curio.tinyworld.expr import (
@@ -25,12 +32,15 @@ from curio.tinyworld.expr import (
     apply_op,
     is_ready,
     iter_nodes,
+    parse,
     render,
     replace,
 )
 from curio.tinyworld.settings import Limits
 
-STEP_SEPARATOR = ", so "
+# Two numbers joined by an operator, not part of a longer number, not the inside of a product's
+# bracket: every place where the text *reads* like a ready operation. Overlapping matches included.
+_ADJACENT = re.compile(r"(?=(?<![\d)])(\d+)([-+*])(\d+)(?![\d(]))")
 
 
 @dataclass(frozen=True)
@@ -38,8 +48,8 @@ class Step:
     """One move and its effect.
 
     Attributes:
-        kind: ``"reduce"`` or ``"distribute"``.
-        path: the node the move acts on.
+        kind: ``"reduce"``, ``"distribute"`` or ``"misread"``.
+        path: the node the move acts on (``()`` for a misread, which acts on the text).
         head: text of that node, e.g. ``9*3`` or ``3*(4+5)``; identifies the move.
         rhs: what the node becomes, e.g. ``27`` or ``3*4+3*5``.
         after: the whole expression after the move.
@@ -50,12 +60,6 @@ class Step:
     head: str
     rhs: str
     after: Expr
-
-    @property
-    def line(self) -> str:
-        """The solution line for this step, newline included."""
-        tail = f"{STEP_SEPARATOR}{render(self.after)}" if isinstance(self.after, BinOp) else ""
-        return f"{self.head}={self.rhs}{tail}\n"
 
 
 def _node_at(expr: Expr, path: Path) -> Expr:
@@ -115,4 +119,27 @@ def candidate_steps(expr: Expr, limits: Limits) -> list[Step]:
                 continue
             step = Step("distribute", path, render(node), render(rewritten), replace(expr, path, rewritten))
         found.setdefault(step.head, step)
+    return list(found.values())
+
+
+def misread_steps(expr: Expr, limits: Limits) -> list[Step]:
+    """Every precedence slip ``expr``'s text offers, in text order, one per distinct HEAD.
+
+    A slip evaluates ``a op b`` where the text shows ``a op b`` but the tree holds no such operation
+    (``2+4`` in ``2+4*3``, ``3-2`` in ``7*3-2``), a HEAD that no valid step has, with a result in the
+    limits. The rest of the expression is read back from the rewritten text, so a solution carries on
+    from the misreading as a person would; whether that aftermath stays in the limits is the writer's
+    check.
+    """
+    text = render(expr)
+    valid = {step.head for step in candidate_steps(expr, limits)}
+    found: dict[str, Step] = {}
+    for match in _ADJACENT.finditer(text):
+        left, op, right = int(match[1]), match[2], int(match[3])
+        head = f"{left}{op}{right}"
+        if head in valid or head in found or not limits.allows(op, left, right):
+            continue
+        start = match.start()
+        value = apply_op(op, left, right)
+        found[head] = Step("misread", (), head, str(value), parse(text[:start] + str(value) + text[start + len(head) :]))
     return list(found.values())

@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 
 from curio.tinyworld.expr import Expr, Num, evaluate, is_ready, iter_nodes, parse, render, replace
-from curio.tinyworld.steps import STEP_SEPARATOR, distributed
+from curio.tinyworld.phrasing import Phrasing
+from curio.tinyworld.steps import distributed
 
-_LINE = re.compile(rf"(?P<head>[^=]+)=(?P<rhs>[^,]+)(?:{re.escape(STEP_SEPARATOR)}(?P<after>.+))?")
 _BOXED_LINE = re.compile(r"\\boxed\{(?P<value>\d+)\}")
 
 
@@ -38,20 +38,34 @@ def _rewrite(head: Expr, rhs: str) -> tuple[Expr | None, str | None]:
     return expected, None
 
 
-def verify_solution(problem: str, response: str) -> list[str]:
+def _any_of(options: tuple[str, ...]) -> str:
+    return "(?:" + "|".join(re.escape(option) for option in options) + ")"
+
+
+def line_pattern(phrasing: Phrasing) -> re.Pattern[str]:
+    """A step line in any of the world's wordings: groups ``head``, ``rhs`` and (not on the last step) ``after``."""
+    ends = tuple(end.removesuffix("\n") for end in phrasing.ends)  # the response is split at newlines
+    return re.compile(
+        rf"{_any_of(phrasing.connectors)}(?P<head>[^=\s]+){_any_of(phrasing.equals)}(?P<rhs>[^,.\s]+)"
+        rf"(?:{_any_of(phrasing.separators)}(?P<after>[^.\s]+))?{_any_of(ends)}"
+    )
+
+
+def verify_solution(problem: str, response: str, phrasing: Phrasing = Phrasing()) -> list[str]:
     """Every error found in ``response`` as a solution of ``problem``; an empty list means it is sound.
 
     Checked per line: the HEAD is a sub-expression of the current expression, ``HEAD=RHS`` is true
     (arithmetic for a reduction, the distributive law for a rewrite), and AFTER is the current
     expression with that sub-expression replaced by RHS. After a wrong RHS, checking continues from
     what was written, so a single slip yields a single error. Last, the boxed answer must equal what
-    the final line reached.
+    the final line reached. Lines may take any wording of ``phrasing`` (the world's).
     """
+    line_re = line_pattern(phrasing)
     errors: list[str] = []
     expr = parse(problem)
     *step_lines, last = response.split("\n")
     for number, line in enumerate(step_lines, start=1):
-        match = _LINE.fullmatch(line)
+        match = line_re.fullmatch(line)
         head = _parse_or_none(match["head"]) if match else None
         if match is None or head is None:
             return errors + [f"line {number}: cannot read {line!r}"]

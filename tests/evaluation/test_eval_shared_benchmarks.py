@@ -38,7 +38,10 @@ def load(file_name: str) -> Benchmark:
     """Load a shared file through the conf/benchmark YAML that points at it (there must be one)."""
     for yaml in sorted((REPO_ROOT / "conf" / "benchmark").glob("*.yaml")):
         cfg = OmegaConf.create(
-            {"paths": {"benchmarks_dir": str(SHARED_BENCHMARKS)}, "benchmark": OmegaConf.load(yaml)}
+            {
+                "paths": {"benchmarks_dir": str(SHARED_BENCHMARKS), "assets_dir": str(REPO_ROOT / "assets")},
+                "benchmark": OmegaConf.load(yaml),
+            }
         )
         if cfg.benchmark.path.endswith("/" + file_name):
             return instantiate(cfg.benchmark)

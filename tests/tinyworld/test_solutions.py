@@ -8,33 +8,37 @@ from collections.abc import Sequence
 from curio.tinyworld.expr import evaluate, parse
 from curio.tinyworld.grading import extract_boxed
 from curio.tinyworld.settings import ID, Limits
-from curio.tinyworld.solutions import branching_positions, leftmost_policy, write_solution
+from curio.tinyworld.solutions import POLICIES, Policy, branching_positions, leftmost_step, write_solution
 from curio.tinyworld.steps import Step, candidate_steps
 from curio.tinyworld.verify import verify_solution
 
 from .conftest import SMALL
 
 
-def scripted(*heads: str):
+LEFTMOST = POLICIES["leftmost"]
+
+
+def scripted(*heads: str) -> Policy:
     """A policy that takes the step with each given HEAD in turn, then the leftmost ones."""
     queue = list(heads)
 
-    def policy(options: Sequence[Step], rng: random.Random) -> Step:
+    def step(options: Sequence[Step], rng: random.Random) -> Step:
         if queue:
             head = queue.pop(0)
             return next(step for step in options if step.head == head)
-        return leftmost_policy(options, rng)
+        return leftmost_step(options, rng)
 
-    return policy
+    return Policy(step, diverse_wording=False)
 
 
 def test_leftmost_solution_hand_checked():
-    solution = write_solution(parse("2*3+4*5"), leftmost_policy, random.Random(0), Limits())
+    solution = write_solution(parse("2*3+4*5"), LEFTMOST, random.Random(0), Limits())
     assert solution.text == "2*3=6, so 6+4*5\n4*5=20, so 6+20\n6+20=26\n\\boxed{26}"
     assert solution.choice_spans == [(0, 1)]  # 2*3 or 4*5 first; afterwards every step is forced
     assert solution.result_spans == [(4, 5), (20, 22), (37, 39)]
     assert [solution.text[s:e] for s, e in solution.result_spans] == ["6", "20", "26"]
     assert solution.boxed == 26 and not solution.flawed
+    assert solution.phrase_spans == []  # one wording: no wording forks
 
 
 def test_distribute_and_shared_prefix_hand_checked():
@@ -59,7 +63,7 @@ def test_distribute_and_shared_prefix_hand_checked():
 
 
 def test_mirror_distribution_is_a_choice_for_the_expert_too():
-    solution = write_solution(parse("(4+5)*3-2"), leftmost_policy, random.Random(0), Limits())
+    solution = write_solution(parse("(4+5)*3-2"), LEFTMOST, random.Random(0), Limits())
     assert solution.text == "4+5=9, so 9*3-2\n9*3=27, so 27-2\n27-2=25\n\\boxed{25}"
     assert solution.choice_spans == [(0, 1)]  # "(" would start distributing (4+5)*3
     assert solution.result_spans == [(4, 5), (20, 22), (37, 39)]
