@@ -1,7 +1,8 @@
 """Teacher-forced probes on held-out demonstrations, split by token label.
 
 For every response token of the ``sft_val`` demonstrations (labels from the generator: ``choice``,
-``result``, ``format``; ``determined`` = result + format):
+``phrase`` (fork world only), ``result``, ``format``; ``determined`` = result + format, ``fork`` =
+choice + phrase):
 
 - the model's next-token entropy (nats, full vocabulary, T = 1);
 - the temperature the entropy-guided rule (``conf/temp/entropy_guided.yaml``, the authors' constants)
@@ -23,7 +24,7 @@ from curio.config import CONF_DIR
 from curio.ops import entropy
 from curio.tinyworld.entropy_probe import response_logits
 
-LABELS = ("choice", "result", "format")
+LABELS = ("choice", "phrase", "result", "format")
 #: tau histogram bins over the rule's range [tau_min, tau_max].
 TAU_BINS = 40
 
@@ -63,7 +64,7 @@ def probe(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], batch_size
             taus[label].append(result.tau[pick])
             for flag, lists in flags.items():
                 lists[label].append(getattr(result, flag)[pick])
-    groups = {label: [label] for label in LABELS} | {"determined": ["result", "format"]}
+    groups = {label: [label] for label in LABELS} | {"determined": ["result", "format"], "fork": ["choice", "phrase"]}
     out: dict[str, Any] = {"rows": len(rows), "tau_range": [rule.tau_min, rule.tau_max], "labels": {}}
     for group, members in groups.items():
         group_entropy = torch.cat([t for m in members for t in entropies[m]])

@@ -3,12 +3,13 @@
 - ``arith`` (``assets/tiny_world``): one wording per step; the only forks are which step to take
   (2.3% of response tokens). Its base model's entropy is concentrated on those few tokens, which is
   why the first claims study could not exercise the entropy-guided temperature (docs/results_tiny.md).
-- ``forks`` (``assets/fork_world``): longer problems, and every step line has four wording forks (a
-  connector, how the result is stated, how the rest is introduced, how the line ends), so a sizeable minority of tokens
-  carries real entropy and most carry none, the shape measured in real chains of thought (Wang et al.
-  2025, arXiv 2506.01939: over half the tokens near zero, the 80th percentile at 0.672 nats); a share
-  of its pretraining rows take a wrong turn at a step fork (a precedence misreading), so a fork can
-  decide correctness.
+- ``forks`` (``assets/fork_world``): longer problems with values up to 50, and every step line has
+  four wording forks (a connector, how the result is stated, how the rest is introduced, how the line
+  ends), so a sizeable minority of tokens carries real entropy and most carry none, the shape measured
+  in real chains of thought (Wang et al. 2025, arXiv 2506.01939: over half the tokens near zero, the
+  80th percentile at 0.672 nats); a share of its pretraining rows take a wrong turn at a step fork (a
+  precedence misreading), so a fork can decide correctness. Fewer expert demonstrations (500) leave
+  the SFT model room for RL.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from curio.tinyworld.phrasing import Phrasing
-from curio.tinyworld.settings import ID, OOD, Setting
+from curio.tinyworld.settings import ID, OOD, Limits, Setting
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,8 @@ WORLDS: dict[str, World] = {
     ),
     "forks": World(
         "forks",
-        Setting(name="id", min_ops=4, max_ops=5),
-        Setting(name="ood", min_ops=6, max_ops=8),
+        Setting(name="id", min_ops=4, max_ops=5, limits=Limits(max_value=50)),
+        Setting(name="ood", min_ops=6, max_ops=8, limits=Limits(max_value=50)),
         Phrasing(
             connectors=("Then ", "So ", "Next ", "Now ", "Thus "),
             equals=("=", " is "),

@@ -73,3 +73,11 @@ def test_profile_command_writes_its_json(tmp_path, tiny_model_dir, capsys):
     assert result["samples_per_prompt"] == 1 and result["tokens"] > 0
     assert set(result["targets_met"]) == {"median", "p80", "share_above_pivot"}
     assert json.loads(capsys.readouterr().out)["tokens"] == result["tokens"]
+
+
+def test_the_shipped_base_meets_the_targets_it_was_measured_against():
+    """The committed profile belongs to the shipped base (re-measure both together, never one)."""
+    profile = json.loads((ASSETS / "entropy_profile.json").read_text())
+    assert profile["model"] == "assets/fork_world/base" and profile["tokens"] > 50_000
+    assert all(profile["targets_met"].values())
+    assert "1652dcb" in (ASSETS / "ENTROPY_PROFILE.md").read_text()
