@@ -43,6 +43,20 @@ def optimizer_steps(trainer: L.Trainer, steps_per_epoch: int) -> int:
     return max(1, min(candidates))
 
 
+def check_val_interval(trainer: L.Trainer, batches_per_epoch: int, train_rows: int) -> None:
+    """A whole-number ``trainer.val_check_interval`` counts training batches within an epoch, so it
+    cannot exceed an epoch's (Lightning says so only after the model has loaded)."""
+    interval = trainer.val_check_interval
+    if (isinstance(interval, int) and interval > batches_per_epoch
+            and trainer.check_val_every_n_epoch is not None and trainer.limit_val_batches > 0):
+        raise ConfigError(
+            f"trainer.val_check_interval={interval}: an epoch has only {batches_per_epoch} training "
+            f"batches ({train_rows} training rows); use at most {batches_per_epoch}, a fraction of an "
+            "epoch (1.0: once per epoch), or trainer.check_val_every_n_epoch=null to count batches "
+            "across epochs"
+        )
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fine-tune ``cfg.model`` on ``cfg.data`` with ``cfg.loss``; returns the final metrics.
 
@@ -58,6 +72,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer.limit_val_batches = 0
     if scheduler is not None:
         scheduler = partial(scheduler, total_steps=optimizer_steps(trainer, datamodule.steps_per_epoch()))
+    check_val_interval(trainer, datamodule.steps_per_epoch() * trainer.accumulate_grad_batches,
+                       len(datamodule.train_set))
 
     model = build_model(cfg, tokenizer)
     module = SFTModule(model, loss, optimizer, scheduler, teacher, **cfg.get("module", {}))

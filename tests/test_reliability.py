@@ -78,6 +78,7 @@ def test_a_value_error_exits_2_before_lightning_is_imported(repo_root):
     ("+loss.betta=1", "loss: TokenLoss.__init__() got an unexpected keyword argument 'betta'"),
     ("trainer.precision=bf17", "trainer: Precision 'bf17' is invalid"),
     ("data.micro_batch_size=41", "one optimizer step needs 41 sequences"),
+    ("trainer.val_check_interval=500", "trainer.val_check_interval=500: an epoch has only"),
 ])
 def test_constructor_errors_name_the_key_and_come_before_the_model(monkeypatch, tmp_path, compose_cfg, fast,
                                                                    override, needle):
