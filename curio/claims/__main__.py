@@ -1,8 +1,9 @@
-"""``python -m curio.claims [--preset full|quick|smoke] [--dir DIR] [--report FILE] [--report-only]``
+"""``python -m curio.claims [--preset full|quick|smoke|fork_full|fork_quick|fork_smoke] [--dir DIR] [--report FILE] [--report-only]``
 
 Runs every claims experiment for every seed of the preset (resumable: rerun the same command after
 an interruption), evaluates and probes each model and the base model, then writes the report.
-``full`` (3 seeds, 64 samples) writes docs/results_tiny.md; the others write into their folder.
+``full`` (3 seeds, 64 samples) writes docs/results_tiny.md and ``fork_full`` (the fork world's SFT
+stage, docs/claims_v2_protocol.md) docs/results_fork.md; the others write into their folder.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="full")
     parser.add_argument("--dir", type=Path, help="study folder (default outputs/claims/<preset>)")
     parser.add_argument("--report", type=Path, help="report file (default docs/results_tiny.md for full, "
-                                                      "else <dir>/results_tiny.md)")
+                                                      "docs/results_fork.md for fork_full, else in <dir>)")
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from finished runs")
     args = parser.parse_args(argv)
 
@@ -54,7 +55,8 @@ def main(argv: list[str] | None = None) -> None:
 
     preset = PRESETS[args.preset]
     root = (args.dir or ROOT / "outputs" / "claims" / preset.name).resolve()
-    report = args.report or (ROOT / "docs" / "results_tiny.md" if preset.name == "full" else root / "results_tiny.md")
+    committed = preset.name in ("full", "fork_full")
+    report = args.report or (preset.world.report if committed else root / preset.world.report.name)
     command = "python -m curio.claims" + ("" if preset.name == "full" else f" --preset {preset.name}")
     print(f"claims study '{preset.name}': {len(jobs(preset, root))} models, folder {root}", flush=True)
     commits_file = root / "commits.json"  # the code each (resumed) invocation ran, for the report

@@ -25,7 +25,7 @@ import json
 from collections import defaultdict
 from typing import Any
 
-from curio.claims.plan import BENCHMARKS, Job
+from curio.claims.plan import Job
 
 
 def distinct_correct(samples_file: Any, benchmark: str) -> float:
@@ -65,7 +65,7 @@ def collect(job: Job) -> dict[str, float]:
     """Every number the report uses for ``job``."""
     results = json.loads((job.eval_dir / "results.json").read_text(encoding="utf-8"))
     out: dict[str, float] = {}
-    for benchmark, name in BENCHMARKS.items():
+    for benchmark, name in job.world.benchmarks.items():
         metrics = results["benchmarks"][benchmark]["metrics"]
         n = results["benchmarks"][benchmark]["n"]
         out[f"{name}/avg"] = metrics[f"avg@{n}"]

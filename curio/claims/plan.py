@@ -1,6 +1,7 @@
-"""What a claims study runs: presets, and where each job's outputs live.
+"""What a claims study runs: worlds, presets, and where each job's outputs live.
 
-Every trained model is ``conf/experiment/claims/<experiment>.yaml`` at one seed. Every model,
+Every trained model is ``conf/experiment/claims/<experiment>.yaml`` at one seed, on the preset's
+world (the first tiny world, or the fork world of ``docs/claims_v2_protocol.md``). Every model,
 the base included, is evaluated and probed. A study's folder holds::
 
     train/<experiment>/seed<S>/        train.py run dir (hf/ is the model)
@@ -17,9 +18,49 @@ from pathlib import Path
 from curio.config import ROOT
 
 BASE = "base"
-#: The benchmarks every model is evaluated on (conf/benchmark/), with their short names in the report.
-BENCHMARKS = {"tiny_id": "id", "tiny_ood": "ood"}
-BASE_MODEL = ROOT / "assets" / "tiny_world" / "base"
+
+
+@dataclass(frozen=True)
+class World:
+    """Where a study runs.
+
+    Attributes:
+        name: ``tiny`` or ``fork``.
+        title: how the report names it.
+        assets: the world's folder (``base/``, ``sft_val.jsonl``, ...).
+        benchmarks: the test sets every model answers (conf/benchmark/), with their short names.
+        train_overrides: what points ``train.py experiment=claims/<name>`` at this world (the
+            experiment files pin the first world's model and data; the command line wins).
+        fork_metric: the probe's entropy the claims call "forks": the first world has only step
+            choices; the fork world's forks are its step choices and its wording forks.
+        report: where the full preset's report goes.
+    """
+
+    name: str
+    title: str
+    assets: Path
+    benchmarks: dict[str, str]
+    train_overrides: tuple[str, ...]
+    fork_metric: str
+    report: Path
+
+    @property
+    def base_model(self) -> Path:
+        return self.assets / "base"
+
+    @property
+    def sft_val(self) -> Path:
+        return self.assets / "sft_val.jsonl"
+
+
+TINY = World(
+    "tiny", "the tiny world", ROOT / "assets" / "tiny_world", {"tiny_id": "id", "tiny_ood": "ood"}, (),
+    "H/choice", ROOT / "docs" / "results_tiny.md",
+)
+FORK = World(
+    "fork", "the fork world", ROOT / "assets" / "fork_world", {"fork_id": "id", "fork_ood": "ood"},
+    ("model=fork_world", "data=fork_world"), "H/fork", ROOT / "docs" / "results_fork.md",
+)
 
 #: The experiments the five questions compare (conf/experiment/claims/<name>.yaml), in run order:
 #: the ones most questions need first, the large entropy bonus (slowest to evaluate: it rambles) last.
@@ -38,6 +79,7 @@ class Preset:
 
     Attributes:
         name: the preset's name (also the default study folder's name).
+        world: where it runs.
         seeds: training seeds; each model is sampled with its training seed too.
         samples: samples per test problem (pass@k is reported up to k = samples).
         limit: test problems per set (the first ``limit`` of test_id and test_ood).
@@ -50,6 +92,7 @@ class Preset:
     """
 
     name: str
+    world: World
     seeds: tuple[int, ...]
     samples: int
     limit: int
@@ -60,17 +103,22 @@ class Preset:
     eval_batch_size: int = 64
 
 
+_SMOKE_TRAINING = ("trainer.max_steps=2", "trainer.val_check_interval=2", "+trainer.limit_val_batches=1")
+
 PRESETS: dict[str, Preset] = {
     # The committed report (docs/results_tiny.md).
-    "full": Preset(name="full", seeds=(0, 1, 2), samples=64, limit=40),
+    "full": Preset(name="full", world=TINY, seeds=(0, 1, 2), samples=64, limit=40),
     # One seed, fewer samples, the questions' experiments only: a first look in about a quarter of
     # an hour on 2 CPU cores.
-    "quick": Preset(name="quick", seeds=(0,), samples=16, limit=50, experiments=QUESTION_EXPERIMENTS),
+    "quick": Preset(name="quick", world=TINY, seeds=(0,), samples=16, limit=50, experiments=QUESTION_EXPERIMENTS),
     # Seconds per job: checks the machinery end to end (tests).
-    "smoke": Preset(name="smoke", seeds=(0,), samples=2, limit=2, probe_rows=4, experiments=("ce", "curio"),
-                    train_overrides=("trainer.max_steps=2", "trainer.val_check_interval=2",
-                                     "+trainer.limit_val_batches=1"),
-                    eval_batch_size=8),
+    "smoke": Preset(name="smoke", world=TINY, seeds=(0,), samples=2, limit=2, probe_rows=4,
+                    experiments=("ce", "curio"), train_overrides=_SMOKE_TRAINING, eval_batch_size=8),
+    # The fork world's SFT stage as docs/claims_v2_protocol.md registers it (its RL stage comes next).
+    "fork_full": Preset(name="fork_full", world=FORK, seeds=(0, 1, 2), samples=64, limit=200),
+    "fork_quick": Preset(name="fork_quick", world=FORK, seeds=(0,), samples=8, limit=50, experiments=("ce", "curio")),
+    "fork_smoke": Preset(name="fork_smoke", world=FORK, seeds=(0,), samples=2, limit=2, probe_rows=4,
+                         experiments=("ce", "curio"), train_overrides=_SMOKE_TRAINING, eval_batch_size=8),
 }
 
 
@@ -81,6 +129,7 @@ class Job:
     experiment: str
     seed: int
     root: Path = field(compare=False)
+    world: World = field(default=TINY, compare=False)
 
     @property
     def name(self) -> str:
@@ -92,7 +141,7 @@ class Job:
 
     @property
     def model_dir(self) -> Path:
-        return BASE_MODEL if self.experiment == BASE else self.train_dir / "hf"
+        return self.world.base_model if self.experiment == BASE else self.train_dir / "hf"
 
     @property
     def eval_dir(self) -> Path:
@@ -105,6 +154,6 @@ class Job:
 
 def jobs(preset: Preset, root: Path) -> list[Job]:
     """The base model once (it is not trained, so one sampling seed), then every experiment x seed."""
-    return [Job(BASE, preset.seeds[0], root)] + [
-        Job(experiment, seed, root) for experiment in preset.experiments for seed in preset.seeds
+    return [Job(BASE, preset.seeds[0], root, preset.world)] + [
+        Job(experiment, seed, root, preset.world) for experiment in preset.experiments for seed in preset.seeds
     ]

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from curio.claims.measures import tau_histograms
 from curio.claims.plan import BASE, Job, Preset
+from curio.config import ROOT
 from curio.claims.verdicts import Answer, Table, answer_all
 
 KEEP_START = "<!-- discussion: hand-written, kept when the report is regenerated -->"
@@ -38,6 +39,30 @@ LABELS = {
     "sft_kl": "SFT + KL",
     "eaft": "EAFT",
     "sed": "SED-SFT",
+}
+
+
+#: What the report says differently per world: the probe label it calls forks, the token labels it
+#: plots, and how each experiment was trained.
+WORLD_TEXT: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "fork": ("choice", "choice points"),
+        "labels": (("choice", "choice points"), ("result", "determined: results"), ("format", "determined: format")),
+        "training": "the embedded default (same data, steps, learning rate, schedule: "
+                    "`conf/tuned/tiny_world-tiny_world.yaml`)",
+        "kinds": "*Choice points* are the tokens where the world offers several valid next steps; *determined*\n"
+                 "tokens are arithmetic results and the copying/format tokens that follow from what came before.",
+    },
+    "fork": {
+        "fork": ("fork", "forks"),
+        "labels": (("choice", "forks: step choices"), ("phrase", "forks: wording"), ("result", "determined: results"),
+                   ("format", "determined: format")),
+        "training": "`model=fork_world data=fork_world` (the SFT stage of `docs/claims_v2_protocol.md`: same data, "
+                    "3 epochs, learning rate, schedule: `conf/tuned/fork_world-fork_world.yaml`)",
+        "kinds": "*Forks* are the tokens where the world offers several valid continuations: *step choices* (which\n"
+                 "operation next) and *wording* forks (connector, equals, separator, line end); *determined*\n"
+                 "tokens are arithmetic results and the copying/format tokens that follow from what came before.",
+    },
 }
 
 
@@ -106,16 +131,15 @@ def plot_pass_at_k(table: Table, path: Path) -> None:
     _save(fig, path)
 
 
-def plot_entropy(table: Table, path: Path) -> None:
+def plot_entropy(table: Table, path: Path, labels: Sequence[tuple[str, str]]) -> None:
     """Teacher-forced entropy by token label, one group of bars per model (± std over seeds)."""
     fig = Figure(figsize=(12, 4.5), dpi=100)
     ax = fig.add_subplot()
-    labels = (("choice", "choice points"), ("result", "determined: results"), ("format", "determined: format"))
     width = 0.8 / len(labels)
     names = list(table)
     for index, (label, title) in enumerate(labels):
         stats = [_stats([s[f"H/{label}"] for s in table[name]]) for name in names]
-        xs = [i + (index - 1) * width for i in range(len(names))]
+        xs = [i + (index - (len(labels) - 1) / 2) * width for i in range(len(names))]
         errors = [0.0 if math.isnan(s) else s for _, s in stats]
         ax.bar(xs, [m for m, _ in stats], width, yerr=errors, capsize=2, label=title)
     ax.set_xticks(range(len(names)), [LABELS.get(n, n) for n in names], rotation=20, ha="right", fontsize=8)
@@ -126,15 +150,16 @@ def plot_entropy(table: Table, path: Path) -> None:
     _save(fig, path)
 
 
-def plot_tau(histograms: Mapping[str, Mapping[str, Any]], path: Path) -> None:
-    """Entropy-guided tau histograms, choice points against determined tokens, one panel per model."""
+def plot_tau(histograms: Mapping[str, Mapping[str, Any]], path: Path, fork: tuple[str, str]) -> None:
+    """Entropy-guided tau histograms, forks (``fork``: label, title) against determined tokens, one
+    panel per model."""
     fig = Figure(figsize=(4 * len(histograms), 3.6), dpi=100)
     for index, (name, hist) in enumerate(histograms.items()):
         ax = fig.add_subplot(1, len(histograms), index + 1)
         low, high = hist["range"]
         bins = len(hist["choice"])
         edges = [low + (high - low) * i / bins for i in range(bins)]
-        for label, title in (("choice", "choice points"), ("determined", "determined")):
+        for label, title in (fork, ("determined", "determined")):
             counts = hist[label]
             total = sum(counts) or 1.0
             ax.bar(edges, [c / total for c in counts], width=(high - low) / bins, align="edge", alpha=0.55,
@@ -146,7 +171,7 @@ def plot_tau(histograms: Mapping[str, Mapping[str, Any]], path: Path) -> None:
     _save(fig, path)
 
 
-def _answers_section(answers: Sequence[Answer]) -> str:
+def _answers_section(answers: Sequence[Answer], world: str) -> str:
     rows = []
     for answer in answers:
         evidence = "; ".join(
@@ -155,7 +180,7 @@ def _answers_section(answers: Sequence[Answer]) -> str:
         if answer.note:
             evidence += f"; {answer.note}"
         rows.append([str(answer.number), answer.question, f"**{answer.verdict}**", evidence])
-    return _table(["#", "claim", "tiny world", "evidence: mean ± std over seeds of the paired difference"], rows)
+    return _table(["#", "claim", world, "evidence: mean ± std over seeds of the paired difference"], rows)
 
 
 def _fmt(metric: str, value: float) -> str:
@@ -184,13 +209,16 @@ def write_report(
 ) -> list[Answer]:
     """Write the Markdown report to ``path`` and its plots to ``<path stem>/``; returns the answers."""
     k_max = preset.samples
-    answers = answer_all(table, k_max)
+    world = preset.world
+    text_of = WORLD_TEXT[world.name]
+    fork, fork_title = text_of["fork"]
+    answers = answer_all(table, k_max, world.fork_metric)
     figures = path.parent / path.stem
     plot_pass_at_k(table, figures / "pass_at_k.png")
-    plot_entropy(table, figures / "entropy_by_label.png")
+    plot_entropy(table, figures / "entropy_by_label.png", text_of["labels"])
     shown = [name for name in (BASE, "ce", "curio", "curio_live") if name in table]
     plot_tau({name: tau_histograms(jobs_by_name[name]) for name in shown},
-             figures / "tau_by_label.png")
+             figures / "tau_by_label.png", (fork, fork_title))
     rel = figures.name
     absent = [name for name in preset.experiments if name not in table]
     unfinished = (f"\n**Unfinished study:** not yet run at every seed, so left out: {', '.join(absent)}.\n"
@@ -204,9 +232,10 @@ def write_report(
         (f"OOD pass@{k_max}", _metric(f"ood/pass@{k_max}", 100)),
     ])
     entropy = _model_rows(table, [
-        ("choice points", _metric("H/choice", digits=3)), ("results", _metric("H/result", digits=3)),
-        ("format", _metric("H/format", digits=3)), ("determined (all)", _metric("H/determined", digits=3)),
-        ("choice / determined", _ratio("H/choice", "H/determined")),
+        *((title, _metric(f"H/{label}", digits=3)) for label, title in text_of["labels"]),
+        *([(fork_title, _metric(f"H/{fork}", digits=3))] if fork != "choice" else []),
+        ("determined (all)", _metric("H/determined", digits=3)),
+        (f"{fork_title} / determined", _ratio(f"H/{fork}", "H/determined")),
     ])
     diversity = _model_rows(table, [
         ("ID gen. entropy", _metric("id/gen_entropy", digits=3)), ("OOD gen. entropy", _metric("ood/gen_entropy", digits=3)),
@@ -216,10 +245,12 @@ def write_report(
         ("OOD distinct correct solutions", _metric("ood/distinct_correct", digits=2)),
     ])
     tau = _model_rows(table, [
-        ("mean tau, choice", _metric("tau/choice", digits=3)), ("mean tau, determined", _metric("tau/determined", digits=3)),
-        ("at tau_max, choice", _metric("tau_at_max/choice", 100)),
+        (f"mean tau, {fork_title}", _metric(f"tau/{fork}", digits=3)),
+        ("mean tau, determined", _metric("tau/determined", digits=3)),
+        (f"at tau_max, {fork_title}", _metric(f"tau_at_max/{fork}", 100)),
         ("at tau_max, determined", _metric("tau_at_max/determined", 100)),
-        ("gated, choice", _metric("tau_gated/choice", 100)), ("gated, determined", _metric("tau_gated/determined", 100)),
+        (f"gated, {fork_title}", _metric(f"tau_gated/{fork}", 100)),
+        ("gated, determined", _metric("tau_gated/determined", 100)),
     ])
     training = _model_rows({name: seeds for name, seeds in table.items() if name != BASE}, [
         ("held-out CE at the end", _metric("train/val_ce", digits=4)),
@@ -228,16 +259,15 @@ def write_report(
         ("mean tau", _metric("train/tau", digits=3)), ("tau p90", _metric("train/tau_p90", digits=3)),
         ("gated (%)", _metric("train/tau_gated", 100)), ("gradient weight w", _metric("train/w", digits=3)),
     ])
-    text = f"""# The paper's claims on the tiny world
+    text = f"""# The paper's claims on {world.title}
 
 Generated by `{command}` (preset `{preset.name}`): runs at commit `{provenance['commit']}`, this report
 written at commit `{provenance['report_commit']}`, on {provenance['machine']}; the study took
 {provenance['wall']}. Every number and plot below comes from that command; only the discussion block
 at the end is written by hand.
 {unfinished}
-**Setup.** The shipped base model (`assets/tiny_world/base`) is fine-tuned once per experiment in
-`conf/experiment/claims/` and seed ({seeds}): each is the embedded default (same data, steps,
-learning rate, schedule: `conf/tuned/tiny_world-tiny_world.yaml`) with one loss. Every model answers the first {preset.limit} problems of the ID
+**Setup.** The shipped base model (`{world.base_model.relative_to(ROOT)}`) is fine-tuned once per experiment in
+`conf/experiment/claims/` and seed ({seeds}): each is {text_of['training']} with one loss. Every model answers the first {preset.limit} problems of the ID
 and OOD test sets {k_max} times (T = 0.6, the spec's protocol), seeded with its training seed; the base
 model is sampled once (seed {preset.seeds[0]}). Teacher-forced probes use the first {preset.probe_rows}
 held-out demonstrations (`sft_val.jsonl`), split by the generator's token labels. Numbers are
@@ -252,7 +282,7 @@ when all parts are and contradicted when any part is (`curio/claims/verdicts.py`
 
 ## Verdicts
 
-{_answers_section(answers)}
+{_answers_section(answers, world.title.removeprefix("the "))}
 
 ## Accuracy (%)
 
@@ -264,8 +294,7 @@ avg@n is the mean correctness over all {k_max} samples (equal to the unbiased pa
 
 ## Token entropy on held-out demonstrations (nats, full vocabulary, T = 1)
 
-*Choice points* are the tokens where the world offers several valid next steps; *determined*
-tokens are arithmetic results and the copying/format tokens that follow from what came before.
+{text_of['kinds']}
 
 {entropy}
 

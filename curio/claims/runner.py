@@ -17,13 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-from curio.claims.plan import BASE, BENCHMARKS, Job, Preset, jobs
+from curio.claims.plan import BASE, Job, Preset, jobs
 from curio.config import ROOT
 from curio.evaluation.results import write_json_atomic
 
 log = logging.getLogger(__name__)
-
-SFT_VAL = ROOT / "assets" / "tiny_world" / "sft_val.jsonl"
 
 
 class StepFailed(RuntimeError):
@@ -51,21 +49,21 @@ def evaluated(job: Job) -> bool:
     if not path.is_file():
         return False
     results = json.loads(path.read_text(encoding="utf-8"))
-    return results.get("finished") is not None and set(BENCHMARKS) <= set(results.get("benchmarks", {}))
+    return results.get("finished") is not None and set(job.world.benchmarks) <= set(results.get("benchmarks", {}))
 
 
 def train(job: Job, preset: Preset) -> None:
     command = [
         sys.executable, "train.py", f"experiment=claims/{job.experiment}", f"seed={job.seed}",
         f"hydra.run.dir={job.train_dir}", "ckpt_path=auto", "~callbacks.progress_bar",
-        *preset.train_overrides,
+        *job.world.train_overrides, *preset.train_overrides,
     ]
     _run(command, job.train_dir.parent / f"seed{job.seed}.train.log")
 
 
 def evaluate(job: Job, preset: Preset) -> None:
     command = [
-        sys.executable, "eval.py", f"model={job.model_dir}", f"benchmarks=[{','.join(BENCHMARKS)}]",
+        sys.executable, "eval.py", f"model={job.model_dir}", f"benchmarks=[{','.join(job.world.benchmarks)}]",
         f"limit={preset.limit}", f"sampling.n={preset.samples}", f"sampling.max_new_tokens={preset.max_new_tokens}",
         f"seed={job.seed}",
         f"generation.batch_size={preset.eval_batch_size}", "generation.progress=false",
@@ -78,7 +76,7 @@ def run_probe(job: Job, preset: Preset) -> None:
     from curio.claims.probes import probe_model
     from curio.tinyworld.corpus import read_jsonl
 
-    rows = list(read_jsonl(SFT_VAL))[: preset.probe_rows]
+    rows = list(read_jsonl(job.world.sft_val))[: preset.probe_rows]
     result = probe_model(job.model_dir, rows)
     job.probe_file.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(job.probe_file, result)  # a probe file is either whole or absent

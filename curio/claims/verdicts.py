@@ -96,20 +96,27 @@ class Answer:
     note: str = ""
 
 
-def answer_all(table: Table, k_max: int) -> list[Answer]:
-    """Answer the five questions from ``table``; ``k_max`` is the largest k of pass@k (the samples).
+#: How the questions name the entropy they compare (the probe's key): the first world's only forks
+#: are its step choices; the fork world's are its step choices and its wording forks.
+FORK_WORDS = {"H/choice": ("choice points", "choice-point"), "H/fork": ("forks", "fork")}
+
+
+def answer_all(table: Table, k_max: int, fork_metric: str = "H/choice") -> list[Answer]:
+    """Answer the five questions from ``table``; ``k_max`` is the largest k of pass@k (the samples),
+    ``fork_metric`` the probe entropy that questions 1 and 3 compare (see :data:`FORK_WORDS`).
 
     A question needing an experiment that ``table`` lacks (a smaller preset) is answered ``not run``.
     """
     top = f"pass@{k_max}"
+    where, adjective = FORK_WORDS[fork_metric]
     questions = [
-        (1, "Vanilla SFT lowers entropy at choice points relative to the base model.",
-         [("choice-point entropy, SFT - base", "ce", "base", "H/choice", -1)]),
+        (1, f"Vanilla SFT lowers entropy at {where} relative to the base model.",
+         [(f"{adjective} entropy, SFT - base", "ce", "base", fork_metric, -1)]),
         (2, "A large entropy bonus raises entropy at determined steps and costs accuracy.",
          [("determined-token entropy, large bonus - SFT", "entropy_large", "ce", "H/determined", +1),
           ("ID pass@1, large bonus - SFT", "entropy_large", "ce", "id/pass@1", -1)]),
-        (3, "CurioSFT keeps more choice-point entropy than vanilla SFT at similar pass@1.",
-         [("choice-point entropy, CurioSFT - SFT", "curio", "ce", "H/choice", +1)]),
+        (3, f"CurioSFT keeps more {adjective} entropy than vanilla SFT at similar pass@1.",
+         [(f"{adjective} entropy, CurioSFT - SFT", "curio", "ce", fork_metric, +1)]),
         (4, f"CurioSFT has higher pass@k than vanilla SFT at large k (k = {k_max}).",
          [(f"ID {top}, CurioSFT - SFT", "curio", "ce", f"id/{top}", +1),
           (f"OOD {top}, CurioSFT - SFT", "curio", "ce", f"ood/{top}", +1)]),

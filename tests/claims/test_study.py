@@ -1,5 +1,6 @@
 """The claims study end to end at smoke size: real train.py / eval.py runs, probes and the report."""
 
+import json
 import subprocess
 import sys
 
@@ -43,3 +44,25 @@ def test_report_only_refuses_an_unfinished_study(tmp_path):
     result = _study(tmp_path, "--report-only")
     assert result.returncode == 1
     assert "base model is not evaluated yet" in result.stderr
+
+
+def test_fork_world_smoke_study_answers_on_forks(tmp_path):
+    """The fork world's SFT stage (docs/claims_v2_protocol.md) runs end to end with its own base,
+    test sets and held-out demonstrations, and the questions compare fork entropy."""
+    result = subprocess.run(
+        [sys.executable, "-m", "curio.claims", "--preset", "fork_smoke", "--dir", str(tmp_path / "fork")],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = (tmp_path / "fork" / "results_fork.md").read_text()
+    assert text.startswith("# The paper's claims on the fork world")
+    assert "Vanilla SFT lowers entropy at forks relative to the base model." in text
+    assert "`assets/fork_world/base`" in text and "forks: wording" in text
+    preset = PRESETS["fork_smoke"]
+    for job in jobs(preset, tmp_path / "fork"):
+        results = (job.eval_dir / "results.json").read_text()
+        assert '"fork_id"' in results and '"fork_ood"' in results
+        probe = json.loads(job.probe_file.read_text())
+        assert probe["labels"]["phrase"]["tokens"] > 0 and probe["labels"]["fork"]["tokens"] > 0
+    config = (jobs(preset, tmp_path / "fork")[1].train_dir / "config_resolved.yaml").read_text()
+    assert "fork_world/sft_train.jsonl" in config
