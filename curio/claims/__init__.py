@@ -5,11 +5,12 @@ Fine-tune a world's shipped base model (the first tiny world's, or the fork worl
 evaluate every model on the ID and OOD test sets, probe its token entropy and the entropy-guided
 temperature at choice points versus determined tokens on held-out demonstrations, and write a
 report (``docs/results_tiny.md``, ``docs/results_fork.md``) that answers five questions with a
-pre-stated rule.
+pre-stated rule; on the fork world every SFT model then runs the same GRPO stage and is evaluated
+again, for three more (SFT → GRPO).
 
 - :mod:`curio.claims.plan`: worlds, presets (which experiments, seeds, samples) and the run layout;
 - :mod:`curio.claims.runner`: runs train.py / eval.py / the probe for every job, resumable;
 - :mod:`curio.claims.probes`: teacher-forced entropy and temperature by token label;
-- :mod:`curio.claims.verdicts`: the five questions and the rule that answers them;
+- :mod:`curio.claims.verdicts`: the questions and the rules that answer them;
 - :mod:`curio.claims.report`: tables, plots and the Markdown report.
 """

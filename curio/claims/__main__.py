@@ -2,8 +2,8 @@
 
 Runs every claims experiment for every seed of the preset (resumable: rerun the same command after
 an interruption), evaluates and probes each model and the base model, then writes the report.
-``full`` (3 seeds, 64 samples) writes docs/results_tiny.md and ``fork_full`` (the fork world's SFT
-stage, docs/claims_v2_protocol.md) docs/results_fork.md; the others write into their folder.
+``full`` (3 seeds, 64 samples) writes docs/results_tiny.md and ``fork_full`` (the fork world's study,
+SFT then GRPO, docs/claims_v2_protocol.md) docs/results_fork.md; the others write into their folder.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
     finished = [job for job in todo if (job.eval_dir / "results.json").is_file() and job.probe_file.is_file()]
-    incomplete = {job.experiment for job in todo if job not in finished}
+    incomplete = {job.key for job in todo if job not in finished}
     if todo[0] not in finished:
         print("error: the base model is not evaluated yet; run without --report-only first", file=sys.stderr)
         sys.exit(1)
@@ -80,15 +80,15 @@ def main(argv: list[str] | None = None) -> None:
         print(f"warning: not finished, left out of the report: {', '.join(sorted(incomplete))}", file=sys.stderr)
     table: dict[str, list] = {}
     for job in todo:
-        if job.experiment not in incomplete:
-            table.setdefault(job.experiment, []).append(collect(job))
+        if job.key not in incomplete:
+            table.setdefault(job.key, []).append(collect(job))
     timings_file = root / "timings.json"
     timings = json.loads(timings_file.read_text(encoding="utf-8")) if timings_file.is_file() else {}
     total = sum(seconds for steps in timings.values() for seconds in steps.values())
     provenance = {"commit": ", ".join(commits) or commit, "report_commit": commit, "machine": _machine(),
                   "wall": f"{total / 60:.0f} min of train/eval/probe steps (summed over resumes)"}
     started = time.perf_counter()
-    answers = write_report(preset, table, {j.experiment: j for j in todo if j.seed == preset.seeds[0]},
+    answers = write_report(preset, table, {j.key: j for j in todo if j.seed == preset.seeds[0]},
                            report, command, provenance)
     for answer in answers:
         print(f"Q{answer.number} {answer.verdict:12s} {answer.question}")

@@ -15,7 +15,10 @@ Keys (``<set>`` is ``id`` or ``ood``):
   clamped at the top / bottom of the range or gated;
 - from the training log (trained models only): ``train/val_ce`` (held-out CE at the end),
   ``train/<metric>`` for ``w``, ``tau``, ``tau_p90``, ``tau_gated``, ``teacher_entropy``, ``entropy``
-  (mean over the logged optimizer steps, where the loss logs it).
+  (mean over the logged optimizer steps, where the loss logs it);
+- from an RL run's log: ``rl/<metric>_start`` and ``rl/<metric>_end``, the means over its first and
+  last :data:`RL_WINDOW` rollout steps of ``reward_mean`` and ``rollout_entropy`` (the mean
+  next-token entropy of its own samples).
 """
 
 from __future__ import annotations
@@ -44,6 +47,16 @@ def distinct_correct(samples_file: Any, benchmark: str) -> float:
 
 
 TRAIN_METRICS = ("w", "tau", "tau_p90", "tau_gated", "teacher_entropy", "entropy")
+RL_METRICS = ("reward_mean", "rollout_entropy")
+#: Rollout steps averaged at the start and at the end of an RL run.
+RL_WINDOW = 10
+
+
+def rl_curve(metrics_csv: Any, metric: str) -> list[tuple[int, float]]:
+    """``(optimizer step, value)`` of ``train/<metric>`` at every rollout step of an RL run's log."""
+    with metrics_csv.open(encoding="utf-8") as lines:
+        return [(int(row["step"]), float(row[f"train/{metric}"])) for row in csv.DictReader(lines)
+                if row.get(f"train/{metric}")]
 
 
 def training_summary(metrics_csv: Any) -> dict[str, float]:
@@ -77,6 +90,11 @@ def collect(job: Job) -> dict[str, float]:
     metrics_csv = job.train_dir / "csv" / "metrics.csv"
     if metrics_csv.is_file():
         out.update(training_summary(metrics_csv))
+        for metric in RL_METRICS if job.stage == "rl" else ():
+            values = [value for _, value in rl_curve(metrics_csv, metric)]
+            if values:
+                out[f"rl/{metric}_start"] = sum(values[:RL_WINDOW]) / len(values[:RL_WINDOW])
+                out[f"rl/{metric}_end"] = sum(values[-RL_WINDOW:]) / len(values[-RL_WINDOW:])
     probe = json.loads(job.probe_file.read_text(encoding="utf-8"))
     for label, stats in probe["labels"].items():
         out[f"H/{label}"] = stats["entropy"]["mean"]

@@ -5,9 +5,11 @@ world (the first tiny world, or the fork world of ``docs/claims_v2_protocol.md``
 the base included, is evaluated and probed. A study's folder holds::
 
     train/<experiment>/seed<S>/        train.py run dir (hf/ is the model)
-    eval/<experiment>/seed<S>/         eval.py run dir (results.json, samples.jsonl)
-    probe/<experiment>/seed<S>.json    teacher-forced entropy and tau by token label
-    (experiment "base" is the shipped base model: no train/, one seed)
+    rl/<experiment>/seed<S>/           rl.py run dir from that model (presets with an RL stage)
+    eval/<key>/seed<S>/                eval.py run dir (results.json, samples.jsonl)
+    probe/<key>/seed<S>.json           teacher-forced entropy and tau by token label
+    (experiment "base" is the shipped base model: no train/, one seed; <key> is the experiment
+    after SFT, <experiment>+rl after RL)
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class World:
         fork_metric: the probe's entropy the claims call "forks": the first world has only step
             choices; the fork world's forks are its step choices and its wording forks.
         report: where the full preset's report goes.
+        prompts: the ``rl.py`` prompts group of its RL stage (conf/prompts/).
     """
 
     name: str
@@ -43,6 +46,7 @@ class World:
     train_overrides: tuple[str, ...]
     fork_metric: str
     report: Path
+    prompts: str
 
     @property
     def base_model(self) -> Path:
@@ -55,11 +59,11 @@ class World:
 
 TINY = World(
     "tiny", "the tiny world", ROOT / "assets" / "tiny_world", {"tiny_id": "id", "tiny_ood": "ood"}, (),
-    "H/choice", ROOT / "docs" / "results_tiny.md",
+    "H/choice", ROOT / "docs" / "results_tiny.md", "tiny_world",
 )
 FORK = World(
     "fork", "the fork world", ROOT / "assets" / "fork_world", {"fork_id": "id", "fork_ood": "ood"},
-    ("model=fork_world", "data=fork_world"), "H/fork", ROOT / "docs" / "results_fork.md",
+    ("model=fork_world", "data=fork_world"), "H/fork", ROOT / "docs" / "results_fork.md", "fork_world",
 )
 
 #: The experiments the five questions compare (conf/experiment/claims/<name>.yaml), in run order:
@@ -86,6 +90,9 @@ class Preset:
         probe_rows: held-out demonstrations (sft_val) for the teacher-forced probes.
         experiments: which claims experiments to train.
         train_overrides: extra train.py overrides (the smoke preset shortens training).
+        rl: whether every SFT model then runs the RL stage (``rl.py`` with the world's prompts and
+            its tuned settings, conf/tuned/rl-export-<prompts>.yaml) and is evaluated again.
+        rl_overrides: extra rl.py overrides (shorter RL for the quick and smoke presets).
         max_new_tokens: generation cap; the longest OOD solution is well under it, and a model that
             rambles (a large entropy bonus) costs no more than this per sample.
         eval_batch_size: sequences per generate call (64 was faster than 512 on 2 CPU cores).
@@ -99,6 +106,8 @@ class Preset:
     probe_rows: int = 200
     experiments: tuple[str, ...] = EXPERIMENTS
     train_overrides: tuple[str, ...] = ()
+    rl: bool = False
+    rl_overrides: tuple[str, ...] = ()
     max_new_tokens: int = 320
     eval_batch_size: int = 64
 
@@ -114,30 +123,45 @@ PRESETS: dict[str, Preset] = {
     # Seconds per job: checks the machinery end to end (tests).
     "smoke": Preset(name="smoke", world=TINY, seeds=(0,), samples=2, limit=2, probe_rows=4,
                     experiments=("ce", "curio"), train_overrides=_SMOKE_TRAINING, eval_batch_size=8),
-    # The fork world's SFT stage as docs/claims_v2_protocol.md registers it (its RL stage comes next).
-    "fork_full": Preset(name="fork_full", world=FORK, seeds=(0, 1, 2), samples=64, limit=200),
-    "fork_quick": Preset(name="fork_quick", world=FORK, seeds=(0,), samples=8, limit=50, experiments=("ce", "curio")),
+    # The fork world's study, SFT then GRPO, as docs/claims_v2_protocol.md registers it.
+    "fork_full": Preset(name="fork_full", world=FORK, seeds=(0, 1, 2), samples=64, limit=200, rl=True),
+    "fork_quick": Preset(name="fork_quick", world=FORK, seeds=(0,), samples=8, limit=50, experiments=("ce", "curio"),
+                         rl=True, rl_overrides=("trainer.max_steps=20",)),
     "fork_smoke": Preset(name="fork_smoke", world=FORK, seeds=(0,), samples=2, limit=2, probe_rows=4,
-                         experiments=("ce", "curio"), train_overrides=_SMOKE_TRAINING, eval_batch_size=8),
+                         experiments=("ce", "curio"), train_overrides=_SMOKE_TRAINING, eval_batch_size=8, rl=True,
+                         rl_overrides=("trainer.max_steps=2", "rl.prompts_per_step=4", "rl.group_size=4",
+                                       "rl.sampling.max_new_tokens=64")),
 }
 
 
 @dataclass(frozen=True)
 class Job:
-    """One model of the study: an experiment at a seed (the base model has experiment ``base``)."""
+    """One model of the study: an experiment at a seed after a stage (``sft``, or ``rl`` from that SFT
+    model); the base model has experiment ``base``."""
 
     experiment: str
     seed: int
     root: Path = field(compare=False)
     world: World = field(default=TINY, compare=False)
+    stage: str = "sft"
+
+    @property
+    def key(self) -> str:
+        """The model's name in the tables: the experiment, with ``+rl`` after the RL stage."""
+        return self.experiment if self.stage == "sft" else f"{self.experiment}+rl"
 
     @property
     def name(self) -> str:
-        return f"{self.experiment}/seed{self.seed}"
+        return f"{self.key}/seed{self.seed}"
+
+    @property
+    def sft(self) -> Job:
+        """The SFT model an RL job starts from (itself for an SFT job)."""
+        return Job(self.experiment, self.seed, self.root, self.world)
 
     @property
     def train_dir(self) -> Path:
-        return self.root / "train" / self.experiment / f"seed{self.seed}"
+        return self.root / ("train" if self.stage == "sft" else "rl") / self.experiment / f"seed{self.seed}"
 
     @property
     def model_dir(self) -> Path:
@@ -145,15 +169,18 @@ class Job:
 
     @property
     def eval_dir(self) -> Path:
-        return self.root / "eval" / self.experiment / f"seed{self.seed}"
+        return self.root / "eval" / self.key / f"seed{self.seed}"
 
     @property
     def probe_file(self) -> Path:
-        return self.root / "probe" / self.experiment / f"seed{self.seed}.json"
+        return self.root / "probe" / self.key / f"seed{self.seed}.json"
 
 
 def jobs(preset: Preset, root: Path) -> list[Job]:
-    """The base model once (it is not trained, so one sampling seed), then every experiment x seed."""
+    """The base model once (it is not trained, so one sampling seed), then every experiment x seed,
+    each SFT model followed by its RL run when the preset has an RL stage."""
+    stages = ("sft", "rl") if preset.rl else ("sft",)
     return [Job(BASE, preset.seeds[0], root, preset.world)] + [
-        Job(experiment, seed, root, preset.world) for experiment in preset.experiments for seed in preset.seeds
+        Job(experiment, seed, root, preset.world, stage)
+        for experiment in preset.experiments for seed in preset.seeds for stage in stages
     ]

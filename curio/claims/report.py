@@ -16,7 +16,7 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from curio.claims.measures import tau_histograms
+from curio.claims.measures import rl_curve, tau_histograms
 from curio.claims.plan import BASE, Job, Preset
 from curio.config import ROOT
 from curio.claims.verdicts import Answer, Table, answer_all
@@ -66,6 +66,19 @@ WORLD_TEXT: dict[str, dict[str, Any]] = {
 }
 
 
+_RL_RULE = """ Question 7
+compares each seed's gain from GRPO (after minus before). Question 8 ranks the SFT objectives:
+Spearman's rho between their seed-mean fork entropy after SFT and ID avg@n after GRPO, *supported*
+when rho > 0 with a one-sided permutation p < 0.05, *contradicted* when rho < 0 likewise."""
+
+
+def label_of(name: str) -> str:
+    """A model's name in the report: ``curio+rl`` is CurioSFT's model after the RL stage."""
+    if name.endswith("+rl"):
+        return f"{LABELS.get(name[: -len('+rl')], name[: -len('+rl')])} → GRPO"
+    return LABELS.get(name, name)
+
+
 def _stats(values: Sequence[float]) -> tuple[float, float]:
     mean = sum(values) / len(values)
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else float("nan")
@@ -84,7 +97,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def _model_rows(table: Table, columns: Sequence[tuple[str, Callable[[Sequence[Mapping[str, float]]], str]]]) -> str:
-    rows = [[LABELS.get(name, name), *(render(seeds) for _, render in columns)] for name, seeds in table.items()]
+    rows = [[label_of(name), *(render(seeds) for _, render in columns)] for name, seeds in table.items()]
     return _table(["model", *(title for title, _ in columns)], rows)
 
 
@@ -118,7 +131,7 @@ def plot_pass_at_k(table: Table, path: Path) -> None:
             stats = [_stats([100 * s[f"{prefix}/pass@{k}"] for s in seeds]) for k in ks]
             means = [m for m, _ in stats]
             style = {"linestyle": "--", "color": "black"} if name == BASE else {}
-            ax.plot(ks, means, marker="o", markersize=3, label=LABELS.get(name, name), **style)
+            ax.plot(ks, means, marker="o", markersize=3, label=label_of(name), **style)
             if len(seeds) > 1:
                 ax.fill_between(ks, [m - s for m, s in stats], [m + s for m, s in stats], alpha=0.15)
         ax.set_xscale("log", base=2)
@@ -142,7 +155,7 @@ def plot_entropy(table: Table, path: Path, labels: Sequence[tuple[str, str]]) ->
         xs = [i + (index - (len(labels) - 1) / 2) * width for i in range(len(names))]
         errors = [0.0 if math.isnan(s) else s for _, s in stats]
         ax.bar(xs, [m for m, _ in stats], width, yerr=errors, capsize=2, label=title)
-    ax.set_xticks(range(len(names)), [LABELS.get(n, n) for n in names], rotation=20, ha="right", fontsize=8)
+    ax.set_xticks(range(len(names)), [label_of(n) for n in names], rotation=20, ha="right", fontsize=8)
     ax.set_ylabel("entropy (nats, T = 1)")
     ax.set_title("Teacher-forced token entropy on held-out demonstrations")
     ax.grid(alpha=0.3, axis="y")
@@ -164,10 +177,31 @@ def plot_tau(histograms: Mapping[str, Mapping[str, Any]], path: Path, fork: tupl
             total = sum(counts) or 1.0
             ax.bar(edges, [c / total for c in counts], width=(high - low) / bins, align="edge", alpha=0.55,
                    label=title)
-        ax.set_title(LABELS.get(name, name), fontsize=9)
+        ax.set_title(label_of(name), fontsize=9)
         ax.set_xlabel("tau")
         ax.set_ylabel("share of tokens")
         ax.legend(fontsize=7)
+    _save(fig, path)
+
+
+def plot_rl_entropy(jobs_by_name: Mapping[str, Job], path: Path) -> None:
+    """Through the RL stage: the reward and the mean next-token entropy of each run's own samples,
+    per rollout step (the first seed's runs)."""
+    fig = Figure(figsize=(12, 4.2), dpi=100)
+    for index, (metric, title) in enumerate((("reward_mean", "reward (share correct)"),
+                                             ("rollout_entropy", "entropy of its own samples (nats)"))):
+        ax = fig.add_subplot(1, 2, index + 1)
+        for name, job in jobs_by_name.items():
+            log = job.train_dir / "csv" / "metrics.csv"
+            if job.stage != "rl" or not log.is_file():
+                continue
+            curve = rl_curve(log, metric)
+            ax.plot([step for step, _ in curve], [value for _, value in curve], label=label_of(name), linewidth=1)
+        ax.set_xlabel("optimizer step of the RL stage")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        if index == 0:
+            ax.legend(fontsize=7)
     _save(fig, path)
 
 
@@ -212,7 +246,7 @@ def write_report(
     world = preset.world
     text_of = WORLD_TEXT[world.name]
     fork, fork_title = text_of["fork"]
-    answers = answer_all(table, k_max, world.fork_metric)
+    answers = answer_all(table, k_max, world.fork_metric, preset.rl)
     figures = path.parent / path.stem
     plot_pass_at_k(table, figures / "pass_at_k.png")
     plot_entropy(table, figures / "entropy_by_label.png", text_of["labels"])
@@ -220,6 +254,27 @@ def write_report(
     plot_tau({name: tau_histograms(jobs_by_name[name]) for name in shown},
              figures / "tau_by_label.png", (fork, fork_title))
     rel = figures.name
+    rl_section = ""
+    if preset.rl:
+        plot_rl_entropy(jobs_by_name, figures / "rl_curves.png")
+        rl_rows = _model_rows({name: seeds for name, seeds in table.items() if name.endswith("+rl")}, [
+            ("reward, first steps", _metric("rl/reward_mean_start", 100)),
+            ("reward, last steps", _metric("rl/reward_mean_end", 100)),
+            ("sample entropy, first steps", _metric("rl/rollout_entropy_start", digits=3)),
+            ("sample entropy, last steps", _metric("rl/rollout_entropy_end", digits=3)),
+        ])
+        rl_section = f"""
+## Through the RL stage
+
+Every SFT model then runs the same GRPO stage (`rl.py prompts={world.prompts}`, its settings in
+`conf/tuned/rl-export-{world.prompts}.yaml`{", shortened here: " + " ".join(preset.rl_overrides) if preset.rl_overrides else ""}); "→ GRPO" rows
+above are those models. Reward (% of the rollout's samples correct) and the mean next-token entropy
+of the run's own samples, averaged over its first and its last 10 rollout steps:
+
+{rl_rows}
+
+![through RL]({rel}/rl_curves.png)
+"""
     absent = [name for name in preset.experiments if name not in table]
     unfinished = (f"\n**Unfinished study:** not yet run at every seed, so left out: {', '.join(absent)}.\n"
                   if absent else "")
@@ -278,7 +333,7 @@ entropy-bonus strengths and every hyperparameter were fixed before the first run
 *supported* when every seed's difference has the claimed sign and the mean difference exceeds twice
 its standard error, *contradicted* when every seed's difference has the opposite sign by the same
 margin, *inconclusive* otherwise (always so with one seed). A claim of several parts is supported
-when all parts are and contradicted when any part is (`curio/claims/verdicts.py`).
+when all parts are and contradicted when any part is (`curio/claims/verdicts.py`).{_RL_RULE if preset.rl else ""}
 
 ## Verdicts
 
@@ -317,7 +372,7 @@ model, the tau its lagged teacher would pick at the end. Shares in %.
 {tau}
 
 ![tau by label]({rel}/tau_by_label.png)
-
+{rl_section}
 ## During training
 
 Means over the logged optimizer steps of the token means the trainer logs (`csv/metrics.csv` of each

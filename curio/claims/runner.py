@@ -53,6 +53,8 @@ def evaluated(job: Job) -> bool:
 
 
 def train(job: Job, preset: Preset) -> None:
+    if job.stage == "rl":
+        return reinforce(job, preset)
     command = [
         sys.executable, "train.py", f"experiment=claims/{job.experiment}", f"seed={job.seed}",
         f"hydra.run.dir={job.train_dir}", "ckpt_path=auto", "~callbacks.progress_bar",
@@ -61,13 +63,22 @@ def train(job: Job, preset: Preset) -> None:
     _run(command, job.train_dir.parent / f"seed{job.seed}.train.log")
 
 
+def reinforce(job: Job, preset: Preset) -> None:
+    """The RL stage from the job's SFT model: ``rl.py`` with the world's prompts and tuned settings."""
+    command = [
+        sys.executable, "rl.py", f"model={job.sft.model_dir}", f"prompts={job.world.prompts}", f"seed={job.seed}",
+        f"hydra.run.dir={job.train_dir}", "ckpt_path=auto", "~callbacks.progress_bar", *preset.rl_overrides,
+    ]
+    _run(command, job.train_dir.parent / f"seed{job.seed}.rl.log")
+
+
 def evaluate(job: Job, preset: Preset) -> None:
     command = [
         sys.executable, "eval.py", f"model={job.model_dir}", f"benchmarks=[{','.join(job.world.benchmarks)}]",
         f"limit={preset.limit}", f"sampling.n={preset.samples}", f"sampling.max_new_tokens={preset.max_new_tokens}",
         f"seed={job.seed}",
         f"generation.batch_size={preset.eval_batch_size}", "generation.progress=false",
-        f"model.name={job.experiment}", f"hydra.run.dir={job.eval_dir}", "resume=true",
+        f"model.name={job.key}", f"hydra.run.dir={job.eval_dir}", "resume=true",
     ]
     _run(command, job.eval_dir.parent / f"seed{job.seed}.eval.log")
 

@@ -11,11 +11,18 @@ differences d_1..d_S over S seeds, mean m and standard error se = std(d) / sqrt(
 A question with several parts *supports* the paper when every part does, *contradicts* it when any
 part does, and is inconclusive otherwise. "Similar pass@1" (question 3) is a tolerance, not a test:
 mean ID pass@1 within :data:`SIMILAR_PASS1` of vanilla SFT's.
+
+With an RL stage (``<experiment>+rl`` models, docs/claims_v2_protocol.md) three more: 6 and 7 by
+the same paired rule (7 on each seed's RL gain, after RL minus after SFT); 8, across experiments,
+by Spearman's rho between the seed means of fork entropy after SFT and ID avg@n after RL, with a
+one-sided permutation p-value (:func:`rank_correlation`): *supports* when rho > 0 and p < 0.05,
+*contradicts* when rho < 0 and p < 0.05 the other way, *inconclusive* otherwise.
 """
 
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -101,9 +108,85 @@ class Answer:
 FORK_WORDS = {"H/choice": ("choice points", "choice-point"), "H/fork": ("forks", "fork")}
 
 
-def answer_all(table: Table, k_max: int, fork_metric: str = "H/choice") -> list[Answer]:
-    """Answer the five questions from ``table``; ``k_max`` is the largest k of pass@k (the samples),
-    ``fork_metric`` the probe entropy that questions 1 and 3 compare (see :data:`FORK_WORDS`).
+#: Question 8: permutations drawn for the p-value, their seed, and the significance level.
+PERMUTATIONS, PERMUTATION_SEED, ALPHA = 100_000, 0, 0.05
+#: Question 8 needs at least this many experiments with both stages done.
+MIN_EXPERIMENTS = 4
+
+
+def _ranks(values: Sequence[float]) -> list[float]:
+    """Ranks 1..n, ties sharing their mean rank."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        for i in order[start : end + 1]:
+            ranks[i] = (start + end) / 2 + 1
+        start = end + 1
+    return ranks
+
+
+def _pearson(x: Sequence[float], y: Sequence[float]) -> float:
+    mx, my = sum(x) / len(x), sum(y) / len(y)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y))
+    sxx, syy = sum((a - mx) ** 2 for a in x), sum((b - my) ** 2 for b in y)
+    return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else float("nan")
+
+
+def rank_correlation(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, float]:
+    """Spearman's rho of ``x`` and ``y`` and its one-sided permutation p-values ``(rho, p_greater,
+    p_less)``: the share of :data:`PERMUTATIONS` random shuffles of ``y`` (seeded) whose rho is at
+    least / at most the observed one, counting the observed order itself."""
+    rx, ry = _ranks(x), _ranks(y)
+    rho = _pearson(rx, ry)
+    rng = random.Random(PERMUTATION_SEED)
+    shuffled = list(ry)
+    greater = less = 1
+    for _ in range(PERMUTATIONS):
+        rng.shuffle(shuffled)
+        value = _pearson(rx, shuffled)
+        greater += value >= rho - 1e-12
+        less += value <= rho + 1e-12
+    return rho, greater / (PERMUTATIONS + 1), less / (PERMUTATIONS + 1)
+
+
+def _with_rl_gains(table: Table) -> dict[str, Sequence[Mapping[str, float]]]:
+    """``table`` plus ``<experiment>:gain`` rows, each seed's ID and OOD avg@n after RL minus after SFT."""
+    out = dict(table)
+    for name in list(table):
+        if name.endswith("+rl") and name[: -len("+rl")] in table:
+            sft, rl = table[name[: -len("+rl")]], table[name]
+            out[name[: -len("+rl")] + ":gain"] = [
+                {key: after[key] - before[key] for key in ("id/avg", "ood/avg")}
+                for before, after in zip(sft, rl, strict=True)
+            ]
+    return out
+
+
+def _correlation_answer(table: Table, fork_metric: str, where: str) -> Answer:
+    question = (f"Across SFT objectives, entropy at {where} after SFT correlates with ID avg@n after GRPO "
+                "(Spearman, permutation test).")
+    names = [name for name in table if name != "base" and "+" not in name and ":" not in name
+             and f"{name}+rl" in table]
+    if len(names) < MIN_EXPERIMENTS:
+        return Answer(8, question, NOT_RUN, ())
+    x = [sum(s[fork_metric] for s in table[n]) / len(table[n]) for n in names]
+    y = [sum(s["id/avg"] for s in table[f"{n}+rl"]) / len(table[f"{n}+rl"]) for n in names]
+    rho, p_greater, p_less = rank_correlation(x, y)
+    verdict = (SUPPORTS if rho > 0 and p_greater < ALPHA else CONTRADICTS if rho < 0 and p_less < ALPHA
+               else INCONCLUSIVE)
+    note = (f"rho = {rho:+.2f} over {len(names)} objectives (one-sided p = "
+            f"{p_greater if rho >= 0 else p_less:.3f}, {PERMUTATIONS:,} permutations)")
+    return Answer(8, question, verdict, (), note)
+
+
+def answer_all(table: Table, k_max: int, fork_metric: str = "H/choice", rl: bool = False) -> list[Answer]:
+    """Answer the five questions from ``table``, and with ``rl`` (a study with an RL stage) questions
+    6-8 too; ``k_max`` is the largest k of pass@k (the samples), ``fork_metric`` the probe entropy
+    that questions 1, 3 and 8 compare (see :data:`FORK_WORDS`).
 
     A question needing an experiment that ``table`` lacks (a smaller preset) is answered ``not run``.
     """
@@ -124,6 +207,16 @@ def answer_all(table: Table, k_max: int, fork_metric: str = "H/choice") -> list[
          [("ID pass@1, entropy-guided - fixed", "curio", "curio_fixed", "id/pass@1", +1),
           (f"ID {top}, entropy-guided - fixed", "curio", "curio_fixed", f"id/{top}", +1)]),
     ]
+    if rl:
+        table = _with_rl_gains(table)
+        questions += [
+            (6, "CurioSFT → GRPO beats SFT → GRPO on avg@n after the same RL budget.",
+             [("ID avg@n after GRPO, CurioSFT - SFT start", "curio+rl", "ce+rl", "id/avg", +1),
+              ("OOD avg@n after GRPO, CurioSFT - SFT start", "curio+rl", "ce+rl", "ood/avg", +1)]),
+            (7, "The RL stage's gain over its own SFT start is larger for CurioSFT than for SFT.",
+             [("ID avg@n gain from GRPO, CurioSFT - SFT", "curio:gain", "ce:gain", "id/avg", +1),
+              ("OOD avg@n gain from GRPO, CurioSFT - SFT", "curio:gain", "ce:gain", "ood/avg", +1)]),
+        ]
     answers = []
     for number, question, specs in questions:
         if any(a not in table or b not in table for _, a, b, _, _ in specs):
@@ -140,4 +233,6 @@ def answer_all(table: Table, k_max: int, fork_metric: str = "H/choice") -> list[
                     verdict = INCONCLUSIVE
             parts = (*parts, gap)
         answers.append(Answer(number, question, verdict, parts, note))
+    if rl:
+        answers.append(_correlation_answer(table, fork_metric, where))
     return answers

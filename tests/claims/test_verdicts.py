@@ -68,3 +68,83 @@ def test_questions_without_their_experiments_are_not_run():
     table = {name: rows for name, rows in _table().items() if name in ("base", "ce", "curio")}
     assert [a.verdict for a in answer_all(table, k_max=64)] == [
         SUPPORTS, NOT_RUN, SUPPORTS, SUPPORTS, NOT_RUN]
+
+
+def _rl_table(gains=(0.10, 0.12, 0.09), ce_gain=0.02, rho_sign=+1):
+    """ce and curio after SFT and after RL at 3 seeds, plus four more objectives whose fork entropy
+    after SFT orders their ID avg@n after RL (``rho_sign``) for question 8."""
+    def row(fork, id_avg, ood_avg):  # questions 1-5 read pass@k too: set them from avg@n
+        return {"H/fork": fork, "id/avg": id_avg, "ood/avg": ood_avg, "id/pass@1": id_avg,
+                "id/pass@64": id_avg, "ood/pass@64": ood_avg}
+
+    table = {
+        "base": [row(1.0, 0.3, 0.05)],
+        "ce": [row(0.1, 0.45, 0.05), row(0.1, 0.46, 0.06), row(0.1, 0.44, 0.05)],
+        "curio": [row(0.3, 0.45, 0.05), row(0.3, 0.46, 0.06), row(0.3, 0.44, 0.05)],
+    }
+    table["ce+rl"] = [row(0.05, r["id/avg"] + ce_gain, r["ood/avg"] + ce_gain) for r in table["ce"]]
+    table["curio+rl"] = [row(0.1, r["id/avg"] + g, r["ood/avg"] + g) for r, g in zip(table["curio"], gains)]
+    for i, name in enumerate(("dft", "gem", "eaft", "sed")):
+        fork = 0.15 + 0.05 * i
+        after = 0.5 + rho_sign * 0.02 * (i - 3)
+        table[name] = [row(fork, 0.45, 0.05)] * 3
+        table[f"{name}+rl"] = [row(0.05, after, 0.05)] * 3
+    return table
+
+
+def test_rl_questions_follow_the_rule():
+    answers = {a.number: a for a in answer_all(_rl_table(), k_max=64, fork_metric="H/fork", rl=True)}
+    assert answers[6].verdict == SUPPORTS and answers[7].verdict == SUPPORTS
+    # 7 is paired on the gains: curio's gain minus ce's, seed by seed.
+    assert answers[7].parts[0].diffs == pytest.approx((0.08, 0.10, 0.07))
+    # Fork entropy after SFT: ce 0.10, curio 0.30, dft..sed 0.15-0.30, ordered like their ID avg@n
+    # after RL except curio (0.55 with a 0.45 start): rho is positive.
+    assert answers[8].verdict in (SUPPORTS, INCONCLUSIVE) and "rho = +" in answers[8].note
+    same_gain = {a.number: a for a in answer_all(_rl_table(gains=(0.02, 0.02, 0.02)), 64, "H/fork", rl=True)}
+    assert same_gain[7].verdict == INCONCLUSIVE
+    worse = {a.number: a for a in answer_all(_rl_table(gains=(-0.05, -0.04, -0.06)), 64, "H/fork", rl=True)}
+    assert worse[6].verdict == CONTRADICTS and worse[7].verdict == CONTRADICTS
+    without = [a.number for a in answer_all(_rl_table(), 64, "H/fork", rl=False)]
+    assert without == [1, 2, 3, 4, 5]
+
+
+def _ranked_table(sign):
+    """Six objectives whose fork entropy after SFT (0.1 ... 0.6) orders their ID avg@n after RL
+    the same way (sign +1) or the opposite way (-1); two seeds each."""
+    table = {"base": [{"H/fork": 1.0, "id/avg": 0.3}]}
+    for i, name in enumerate(("ce", "curio", "dft", "gem", "eaft", "sed")):
+        table[name] = [{"H/fork": 0.1 * (i + 1), "id/avg": 0.4}] * 2
+        table[f"{name}+rl"] = [{"H/fork": 0.05, "id/avg": 0.5 + sign * 0.01 * i}] * 2
+    return table
+
+
+def test_question_8_reads_the_rank_correlation():
+    from curio.claims.verdicts import _correlation_answer
+
+    for sign, verdict in ((+1, SUPPORTS), (-1, CONTRADICTS)):
+        answer = _correlation_answer(_ranked_table(sign), "H/fork", "forks")
+        assert answer.verdict == verdict, answer.note
+        assert f"rho = {sign:+.2f} over 6 objectives" in answer.note
+    four = {k: v for k, v in _ranked_table(+1).items() if k.split("+")[0] in ("base", "ce", "curio", "dft")}
+    assert _correlation_answer(four, "H/fork", "forks").verdict == NOT_RUN  # 3 objectives: too few
+
+
+@pytest.mark.parametrize(("y", "rho"), [
+    ([1, 2, 3, 4, 5, 6], 1.0),
+    ([6, 5, 4, 3, 2, 1], -1.0),
+    ([1, 3, 2, 5, 4, 6], 1 - 6 * (0 + 1 + 1 + 1 + 1 + 0) / (6 * 35)),  # Spearman's formula, no ties
+    ([1, 1, 2, 2, 3, 3], None),  # ties: the Pearson correlation of mean ranks
+])
+def test_rank_correlation(y, rho):
+    from curio.claims.verdicts import rank_correlation
+
+    x = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+    value, p_greater, p_less = rank_correlation(x, y)
+    if rho is None:  # mean ranks 1.5, 1.5, 3.5, 3.5, 5.5, 5.5 against 1..6
+        ry, rx = [1.5, 1.5, 3.5, 3.5, 5.5, 5.5], [1, 2, 3, 4, 5, 6]
+        mx, my = 3.5, 3.5
+        rho = sum((a - mx) * (b - my) for a, b in zip(rx, ry)) / (
+            sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry)) ** 0.5
+    assert value == pytest.approx(rho)
+    if rho == 1.0:  # only the identity order reaches rho = 1: p is about 1/720
+        assert p_greater == pytest.approx(1 / 720, abs=0.0015) and p_less == pytest.approx(1.0)
