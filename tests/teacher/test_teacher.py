@@ -48,36 +48,26 @@ def test_lagged_schedule() -> None:
     assert [s for s in range(1, 6) if EmaTeacher().is_sync_step(s)] == [2, 3, 4, 5]
 
 
-def test_lagged_teacher_is_the_start_model_then_mostly_the_student() -> None:
+@pytest.mark.parametrize(("sync_every", "alpha", "tolerance"), [
+    (5, 0.99, {"rtol": 1e-6, "atol": 1e-7}),  # teacher=lagged: the start model, then mostly the student
+    (8, 1.0, {"rtol": 0, "atol": 0}),         # teacher=snapshot (PSFT's p_old): a bit-exact copy
+])
+def test_lagged_teacher_is_the_start_model_until_its_first_sync(sync_every, alpha, tolerance) -> None:
     student = tiny_llama()
     start = snapshot(student)
-    teacher = LaggedTeacher(sync_every=5, alpha=0.99)
+    teacher = LaggedTeacher(sync_every=sync_every, alpha=alpha)
     teacher.attach(student)
-    for step in range(1, 6):
+    for step in range(1, sync_every + 1):
         assert not teacher.before_optimizer_step(step, student)
         assert_teacher_equals(teacher.model, start, rtol=0, atol=0)
         perturb_(student)  # the optimizer step
     current = snapshot(student)
-    assert teacher.before_optimizer_step(6, student)
-    expected = {k: 0.01 * start[k] + 0.99 * current[k] for k in start}
-    assert_teacher_equals(teacher.model, expected, rtol=1e-6, atol=1e-7)
+    assert teacher.before_optimizer_step(sync_every + 1, student)
+    expected = current if alpha == 1.0 else {k: (1 - alpha) * start[k] + alpha * current[k] for k in start}
+    assert_teacher_equals(teacher.model, expected, **tolerance)
     # A second call for the same step (e.g. another micro-batch) does not sync again.
-    assert not teacher.before_optimizer_step(6, student)
-    assert_teacher_equals(teacher.model, expected, rtol=1e-6, atol=1e-7)
-
-
-def test_snapshot_teacher_is_an_exact_copy_every_8_steps() -> None:
-    """teacher=snapshot (PSFT's p_old): alpha = 1 copies the student bit for bit."""
-    student = tiny_llama()
-    start = snapshot(student)
-    teacher = LaggedTeacher(sync_every=8, alpha=1.0)
-    teacher.attach(student)
-    for step in range(1, 9):
-        assert not teacher.before_optimizer_step(step, student)
-        assert_teacher_equals(teacher.model, start, rtol=0, atol=0)
-        perturb_(student)
-    assert teacher.before_optimizer_step(9, student)
-    assert_teacher_equals(teacher.model, snapshot(student), rtol=0, atol=0)
+    assert not teacher.before_optimizer_step(sync_every + 1, student)
+    assert_teacher_equals(teacher.model, expected, **tolerance)
 
 
 def test_ema_direction() -> None:
