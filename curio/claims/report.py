@@ -280,11 +280,11 @@ of the run's own samples, averaged over its first and its last 10 rollout steps:
                   if absent else "")
     seeds = ", ".join(str(s) for s in preset.seeds)
     mid = min(8, k_max)
+    ks = sorted({mid, k_max})  # one column when the samples are 8 or fewer
     accuracy = _model_rows(table, [
-        ("ID avg@n", _metric("id/avg", 100)), (f"ID pass@{mid}", _metric(f"id/pass@{mid}", 100)),
-        (f"ID pass@{k_max}", _metric(f"id/pass@{k_max}", 100)), ("ID maj@n", _metric("id/maj", 100)),
-        ("OOD avg@n", _metric("ood/avg", 100)), (f"OOD pass@{mid}", _metric(f"ood/pass@{mid}", 100)),
-        (f"OOD pass@{k_max}", _metric(f"ood/pass@{k_max}", 100)),
+        ("ID avg@n", _metric("id/avg", 100)), *((f"ID pass@{k}", _metric(f"id/pass@{k}", 100)) for k in ks),
+        ("ID maj@n", _metric("id/maj", 100)), ("OOD avg@n", _metric("ood/avg", 100)),
+        *((f"OOD pass@{k}", _metric(f"ood/pass@{k}", 100)) for k in ks),
     ])
     entropy = _model_rows(table, [
         *((title, _metric(f"H/{label}", digits=3)) for label, title in text_of["labels"]),
