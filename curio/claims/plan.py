@@ -124,7 +124,10 @@ PRESETS: dict[str, Preset] = {
     "smoke": Preset(name="smoke", world=TINY, seeds=(0,), samples=2, limit=2, probe_rows=4,
                     experiments=("ce", "curio"), train_overrides=_SMOKE_TRAINING, eval_batch_size=8),
     # The fork world's study, SFT then GRPO, as docs/claims_v2_protocol.md registers it.
-    "fork_full": Preset(name="fork_full", world=FORK, seeds=(0, 1, 2), samples=64, limit=200, rl=True),
+    # Run in the protocol's order: the models claims 1, 3, 4, 6, 7 need, then 2 and 5, then the rest.
+    "fork_full": Preset(name="fork_full", world=FORK, seeds=(0, 1, 2), samples=64, limit=200, rl=True,
+                        experiments=("ce", "curio", "curio_fixed", "entropy_large", "curio_live", "dft",
+                                     "entropy_small", *BASELINES)),
     "fork_quick": Preset(name="fork_quick", world=FORK, seeds=(0,), samples=8, limit=50, experiments=("ce", "curio"),
                          rl=True, rl_overrides=("trainer.max_steps=20",)),
     "fork_smoke": Preset(name="fork_smoke", world=FORK, seeds=(0,), samples=2, limit=2, probe_rows=4,
