@@ -246,7 +246,7 @@ def write_report(
     world = preset.world
     text_of = WORLD_TEXT[world.name]
     fork, fork_title = text_of["fork"]
-    answers = answer_all(table, k_max, world.fork_metric, preset.rl)
+    answers = answer_all(table, k_max, world.fork_metric, preset.rl, preset.experiments)
     figures = path.parent / path.stem
     plot_pass_at_k(table, figures / "pass_at_k.png")
     plot_entropy(table, figures / "entropy_by_label.png", text_of["labels"])
@@ -275,7 +275,8 @@ of the run's own samples, averaged over its first and its last 10 rollout steps:
 
 ![through RL]({rel}/rl_curves.png)
 """
-    absent = [name for name in preset.experiments if name not in table]
+    keys = [key for name in preset.experiments for key in ((name, f"{name}+rl") if preset.rl else (name,))]
+    absent = [key for key in keys if key not in table]
     unfinished = (f"\n**Unfinished study:** not yet run at every seed, so left out: {', '.join(absent)}.\n"
                   if absent else "")
     seeds = ", ".join(str(s) for s in preset.seeds)

@@ -110,7 +110,7 @@ FORK_WORDS = {"H/choice": ("choice points", "choice-point"), "H/fork": ("forks",
 
 #: Question 8: permutations drawn for the p-value, their seed, and the significance level.
 PERMUTATIONS, PERMUTATION_SEED, ALPHA = 100_000, 0, 0.05
-#: Question 8 needs at least this many experiments with both stages done.
+#: Question 8 is not asked of fewer objectives than this (the smaller presets train two).
 MIN_EXPERIMENTS = 4
 
 
@@ -166,12 +166,13 @@ def _with_rl_gains(table: Table) -> dict[str, Sequence[Mapping[str, float]]]:
     return out
 
 
-def _correlation_answer(table: Table, fork_metric: str, where: str) -> Answer:
+def _correlation_answer(table: Table, fork_metric: str, where: str, experiments: Sequence[str]) -> Answer:
+    """Question 8 over ``experiments`` (the study's objectives): answered only once every one of them
+    is done after SFT and after RL, as the protocol registers it."""
     question = (f"Across SFT objectives, entropy at {where} after SFT correlates with ID avg@n after GRPO "
                 "(Spearman, permutation test).")
-    names = [name for name in table if name != "base" and "+" not in name and ":" not in name
-             and f"{name}+rl" in table]
-    if len(names) < MIN_EXPERIMENTS:
+    names = list(experiments)
+    if len(names) < MIN_EXPERIMENTS or any(n not in table or f"{n}+rl" not in table for n in names):
         return Answer(8, question, NOT_RUN, ())
     x = [sum(s[fork_metric] for s in table[n]) / len(table[n]) for n in names]
     y = [sum(s["id/avg"] for s in table[f"{n}+rl"]) / len(table[f"{n}+rl"]) for n in names]
@@ -183,10 +184,13 @@ def _correlation_answer(table: Table, fork_metric: str, where: str) -> Answer:
     return Answer(8, question, verdict, (), note)
 
 
-def answer_all(table: Table, k_max: int, fork_metric: str = "H/choice", rl: bool = False) -> list[Answer]:
+def answer_all(
+    table: Table, k_max: int, fork_metric: str = "H/choice", rl: bool = False, experiments: Sequence[str] = (),
+) -> list[Answer]:
     """Answer the five questions from ``table``, and with ``rl`` (a study with an RL stage) questions
     6-8 too; ``k_max`` is the largest k of pass@k (the samples), ``fork_metric`` the probe entropy
-    that questions 1, 3 and 8 compare (see :data:`FORK_WORDS`).
+    that questions 1, 3 and 8 compare (see :data:`FORK_WORDS`), ``experiments`` the objectives
+    question 8 ranks (all of them must be done).
 
     A question needing an experiment that ``table`` lacks (a smaller preset) is answered ``not run``.
     """
@@ -234,5 +238,5 @@ def answer_all(table: Table, k_max: int, fork_metric: str = "H/choice", rl: bool
             parts = (*parts, gap)
         answers.append(Answer(number, question, verdict, parts, note))
     if rl:
-        answers.append(_correlation_answer(table, fork_metric, where))
+        answers.append(_correlation_answer(table, fork_metric, where, experiments))
     return answers

@@ -1,6 +1,6 @@
 """Command line.
 
-``python -m curio.tinyworld build [--world arith|forks] --out assets/tiny_world [--seed 0] [--pretrain-size N] ...``
+``python -m curio.tinyworld build [--world arith|forks] [--out assets/<its folder>] [--seed 0] [--pretrain-size N] ...``
 ``python -m curio.tinyworld entropy --model <HF folder> [--split sft_val] [--limit 200]``
 ``python -m curio.tinyworld profile --model <HF folder> --data assets/fork_world [--n 4] [--out file.json]``
 """
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from curio.tinyworld.build import BuildConfig, build
 from curio.tinyworld.corpus import DEFAULT_CONFIGS, CorpusConfig
+from curio.tinyworld.worlds import WORLDS
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,7 +23,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m curio.tinyworld", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     build_parser = commands.add_parser("build", help="regenerate the data splits and the tokenizer")
-    build_parser.add_argument("--out", type=Path, default=Path("assets/tiny_world"))
+    build_parser.add_argument("--out", type=Path, default=None,
+                              help="default: the world's shipped folder (assets/tiny_world, assets/fork_world)")
     # One option per corpus knob (--world, --seed, --pretrain-size, ...); unset ones keep the chosen
     # world's shipped config (DEFAULT_CONFIGS).
     for knob in dataclasses.fields(CorpusConfig):
@@ -57,13 +59,14 @@ def main(argv: list[str] | None = None) -> None:
     corpus = dataclasses.replace(
         DEFAULT_CONFIGS[given.pop("world") or "arith"], **{name: value for name, value in given.items() if value is not None}
     )
-    manifest = build(args.out, BuildConfig(corpus=corpus))
+    out = args.out or Path("assets") / WORLDS[corpus.world].folder
+    manifest = build(out, BuildConfig(corpus=corpus))
     summary = {
         name: {key: stats[key] for key in ("rows", "mean_response_tokens") if key in stats}
         for name, stats in manifest["splits"].items()
     }
     print(json.dumps(summary))
-    print(f"wrote {args.out} in {time.perf_counter() - started:.1f}s")
+    print(f"wrote {out} in {time.perf_counter() - started:.1f}s")
 
 
 def _entropy(args: argparse.Namespace) -> dict:

@@ -97,7 +97,7 @@ class CorpusConfig:
 #: Each world's shipped build: ``python -m curio.tinyworld build --world <name>`` starts from it.
 DEFAULT_CONFIGS: dict[str, CorpusConfig] = {
     "arith": CorpusConfig(),
-    # A tenth of the pretraining rows misread precedence at a step fork, besides the 15% slipped.
+    # A tenth of the pretraining rows misread operator precedence once, besides the 15% slipped.
     # 500 expert demonstrations: with 2,000, three epochs of vanilla SFT reached 86% avg@8 on the
     # held-out sft_val problems, leaving RL too little room (assets/fork_world/ENTROPY_PROFILE.md).
     "forks": CorpusConfig(world="forks", misread_share=0.1, sft_train_size=500),

@@ -7,8 +7,9 @@
   four wording forks (a connector, how the result is stated, how the rest is introduced, how the line
   ends), so a sizeable minority of tokens carries real entropy and most carry none, the shape measured
   in real chains of thought (Wang et al. 2025, arXiv 2506.01939: over half the tokens near zero, the
-  80th percentile at 0.672 nats); a share of its pretraining rows take a wrong turn at a step fork (a
-  precedence misreading), so a fork can decide correctness. Fewer expert demonstrations (500) leave
+  80th percentile at 0.672 nats); a share of its pretraining rows misread operator precedence once
+  (about half of them where several valid steps compete: a wrong turn at a fork), so a fork can
+  decide correctness. Fewer expert demonstrations (500) leave
   the SFT model room for RL.
 """
 
@@ -26,12 +27,14 @@ class World:
 
     Attributes:
         name: the key in :data:`WORLDS`.
+        folder: where its shipped build lives, under ``assets/``.
         id, ood: the in-distribution and out-of-distribution problem settings.
         phrasing: the wordings a step line may take.
         tokenizer_splits: the splits the BPE is trained on (every wording must be in them).
     """
 
     name: str
+    folder: str
     id: Setting
     ood: Setting
     phrasing: Phrasing
@@ -41,6 +44,7 @@ class World:
 WORLDS: dict[str, World] = {
     "arith": World(
         "arith",
+        "tiny_world",
         ID,
         OOD,
         Phrasing(),
@@ -50,6 +54,7 @@ WORLDS: dict[str, World] = {
     ),
     "forks": World(
         "forks",
+        "fork_world",
         Setting(name="id", min_ops=4, max_ops=5, limits=Limits(max_value=50)),
         Setting(name="ood", min_ops=6, max_ops=8, limits=Limits(max_value=50)),
         Phrasing(

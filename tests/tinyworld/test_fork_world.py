@@ -151,3 +151,13 @@ def test_committed_fork_world_matches_its_default_config():
 def test_unknown_world_is_a_clear_error():
     with pytest.raises(ValueError, match="choose one of arith, forks"):
         dataclasses.replace(DEFAULT_CONFIGS["arith"], world="nope")
+
+
+def test_build_writes_each_world_to_its_own_folder_by_default(tmp_path, monkeypatch):
+    from curio.tinyworld.__main__ import main
+
+    monkeypatch.chdir(tmp_path)
+    main(["build", "--world", "forks", "--pretrain-size", "20", "--sft-train-size", "5", "--sft-val-size", "2",
+          "--test-id-size", "2", "--test-ood-size", "2"])
+    assert (tmp_path / "assets" / "fork_world" / "manifest.json").is_file()
+    assert not (tmp_path / "assets" / "tiny_world").exists()  # the first world's build is left alone
