@@ -12,6 +12,7 @@ import dataclasses
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from curio.tinyworld.build import BuildConfig, build
 from curio.tinyworld.corpus import DEFAULT_CONFIGS, CorpusConfig
@@ -69,29 +70,29 @@ def main(argv: list[str] | None = None) -> None:
     print(f"wrote {out} in {time.perf_counter() - started:.1f}s")
 
 
-def _entropy(args: argparse.Namespace) -> dict:
+def _load(args: argparse.Namespace) -> tuple[list, Any, Any]:
+    """The first ``--limit`` rows of ``--split``, and the ``--model`` folder's tokenizer and model."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from curio.tinyworld.corpus import read_jsonl
-    from curio.tinyworld.entropy_probe import label_entropies
 
     rows = list(read_jsonl(args.data / f"{args.split}.jsonl"))[: args.limit]
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
-    model = AutoModelForCausalLM.from_pretrained(args.model)
+    return rows, AutoTokenizer.from_pretrained(args.model), AutoModelForCausalLM.from_pretrained(args.model)
+
+
+def _entropy(args: argparse.Namespace) -> dict:
+    from curio.tinyworld.entropy_probe import label_entropies
+
+    rows, tokenizer, model = _load(args)
     return {"model": str(args.model), "split": args.split, "rows": len(rows), **label_entropies(model, tokenizer, rows)}
 
 
 def _profile(args: argparse.Namespace) -> dict:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from curio.evaluation.sampled import render_prompt
-    from curio.tinyworld.corpus import read_jsonl
     from curio.tinyworld.entropy_profile import sampled_token_entropies, summarise
     from curio.tinyworld.grading import is_correct
 
-    rows = list(read_jsonl(args.data / f"{args.split}.jsonl"))[: args.limit]
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
-    model = AutoModelForCausalLM.from_pretrained(args.model)
+    rows, tokenizer, model = _load(args)
     prompts = [render_prompt(tokenizer, row["messages"][:2]) for row in rows]
     values, texts = sampled_token_entropies(model, tokenizer, prompts, n=args.n, seed=args.seed)
     answers = [row["answer"] for row in rows for _ in range(args.n)]
