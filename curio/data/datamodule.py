@@ -225,8 +225,16 @@ class SFTDataModule(L.LightningDataModule):
             batch_sampler=sampler,
             collate_fn=self.collator,
             num_workers=self.num_workers,
+            generator=self._loader_generator(),
             progress=self._micro_batches_done,
         )
+
+    def _loader_generator(self) -> torch.Generator:
+        # Creating a DataLoader iterator draws its workers' base seed from this generator, or from
+        # torch's global RNG when there is none. A resumed run creates its iterators at other
+        # moments than the run it resumes, so that draw must not move the global RNG that dropout
+        # (e.g. LoRA's) reads, or the resumed run would drop other units.
+        return torch.Generator().manual_seed(self.seed)
 
     def _micro_batches_done(self) -> int:
         # Checkpoints are written after a batch is processed (on_train_batch_end or after
@@ -242,4 +250,5 @@ class SFTDataModule(L.LightningDataModule):
         # Each rank evaluates a strided shard; the module sums token losses across ranks.
         indices = list(range(rank, len(self.val_set), world))
         batches = [indices[i : i + self.val_batch_size] for i in range(0, len(indices), self.val_batch_size)]
-        return DataLoader(self.val_set, batch_sampler=batches, collate_fn=self.collator, num_workers=self.num_workers)
+        return DataLoader(self.val_set, batch_sampler=batches, collate_fn=self.collator, num_workers=self.num_workers,
+                          generator=self._loader_generator())
