@@ -23,6 +23,7 @@ from curio.data.sources import check_source
 from curio.dtypes import parse_dtype
 from curio.errors import ConfigError
 from curio.losses import TokenLoss
+from curio.lora import LoraSettings
 from curio.resume import check_ckpt_path
 from curio.teacher import Teacher
 
@@ -88,6 +89,7 @@ def check_devices(trainer: DictConfig) -> None:
 def check_cheap_parts(cfg: DictConfig) -> None:
     """``train.py``'s command-line check: build the objective and :func:`check_common_parts`."""
     build_objective(cfg)
+    LoraSettings.from_config(OmegaConf.select(cfg, "model.lora"))
     Aggregation(OmegaConf.select(cfg, "module.aggregation", default="step_token_mean"))
     check_common_parts(cfg)
 

@@ -11,13 +11,14 @@ import lightning as L
 from hydra.utils import get_class
 from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.strategies import ModelParallelStrategy
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from curio.checkpoint_io import AtomicCheckpointIO
 from curio.cli import build, save_run_config
 from curio.components import build_objective, build_optimizer, build_scheduler, check_devices
 from curio.cpu_allocator import keep_freed_memory
 from curio.errors import ConfigError
+from curio.lora import LoraSettings, apply_lora
 from curio.module import SFTModule
 from curio.resume import resolve_ckpt_path
 
@@ -65,6 +66,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     not after loading a 7B checkpoint. Each part checks its own settings when it is built.
     """
     loss, teacher = build_objective(cfg)
+    lora = LoraSettings.from_config(OmegaConf.select(cfg, "model.lora"))
     optimizer = build_optimizer(cfg)
     scheduler = build_scheduler(cfg)
     resolved, trainer, tokenizer, datamodule = start_run(cfg, "data")
@@ -76,6 +78,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                        len(datamodule.train_set))
 
     model = build_model(cfg, tokenizer)
+    if lora.enabled:  # before any sharding (configure_model): every rank shards the one adapter
+        apply_lora(model, lora)
     module = SFTModule(model, loss, optimizer, scheduler, teacher, **cfg.get("module", {}))
     return fit(trainer, module, datamodule, cfg, resolved)
 

@@ -191,3 +191,20 @@ def test_run_through_roots_restores_forward():
     out = run_through_roots([student, teacher], lambda x: x * 2, torch.ones(1))
     assert seen == ["student", "teacher"] and out.item() == 2.0
     assert "forward" not in student.__dict__ and "forward" not in teacher.__dict__
+
+
+LORA = ["model.lora.rank=4", "model.lora.alpha=8", "model.lora.dropout=0"]  # no dropout: ranks draw apart
+
+
+def test_fsdp_lora_follows_one_process(runs, repo_root, compose_cfg, data):
+    """LoRA is injected before sharding, so the two ranks train one sharded adapter (and its
+    lagged teacher adapter): the run, its merged export and its adapter equal the one-process run's."""
+    train(compose_cfg(ONE + LORA + data, runs / "one_lora"))
+    run_train(FSDP + LORA + data, runs / "fsdp_lora", repo_root)
+    assert_same_curves(runs / "fsdp_lora", runs / "one_lora")
+    assert_same_weights(export(runs / "fsdp_lora"), export(runs / "one_lora"), WEIGHT_ATOL)
+    adapter = {run: load_file(runs / run / "adapter" / "adapter_model.safetensors") for run in ("fsdp_lora", "one_lora")}
+    assert len(adapter["one_lora"]) == 2 * 7 * 2  # A and B of 7 linear layers in each of 2 decoder layers
+    assert_same_weights(adapter["fsdp_lora"], adapter["one_lora"], WEIGHT_ATOL)
+    # The adapter trained (B starts at zero) and the merged base moved by it only.
+    assert all(v.abs().max() > 0 for k, v in adapter["one_lora"].items() if "lora_B" in k)

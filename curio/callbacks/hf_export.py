@@ -9,6 +9,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 
 from curio.export import export_hf, full_state_dict, is_sharded
+from curio.lora import export_adapter, has_lora, merged_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +25,15 @@ class HFExport(Callback):
     model was trained with. With FSDP2 (``trainer=fsdp``) every rank takes part in gathering the
     full weights (one tensor at a time, onto rank 0's CPU) and rank 0 alone writes one
     consolidated checkpoint; with DDP or one device, rank 0 writes its own (whole) copy.
+
+    A LoRA run (``model.lora.rank > 0``) exports the merged model to ``<dirname>/`` (a plain
+    checkpoint) and the student's adapter alone, in peft's format, to ``<adapter_dirname>/``
+    beside it.
     """
 
-    def __init__(self, dirname: str = "hf", dtype: str | None = None):
+    def __init__(self, dirname: str = "hf", dtype: str | None = None, adapter_dirname: str = "adapter"):
         self.dirname = dirname
+        self.adapter_dirname = adapter_dirname
         self.dtype = dtype
         self.path: Path | None = None
 
@@ -37,6 +43,11 @@ class HFExport(Callback):
         if trainer.is_global_zero:
             tokenizer = trainer.datamodule.tokenizer
             out = Path(trainer.default_root_dir) / self.dirname
+            if has_lora(model):
+                state = state if state is not None else model.state_dict()
+                adapter = export_adapter(model, state, out.with_name(self.adapter_dirname))
+                log.info("Exported the LoRA adapter to %s", adapter)
+                state = merged_state_dict(model, state)
             self.path = export_hf(model, tokenizer, out, self.dtype, state_dict=state)
             log.info("Exported the Hugging Face checkpoint to %s", self.path)
         del state

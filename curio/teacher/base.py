@@ -9,8 +9,11 @@ import torch
 from torch import Tensor, nn
 
 from curio.dtypes import parse_dtype
+from curio.errors import ConfigError
 from curio.losses.base import StudentChunk, TeacherChunk, TeacherLogits
+from curio.lora import STUDENT, TEACHER, active_adapter, adapter_tensors, add_teacher_adapter, has_lora
 from curio.ops import project
+from curio.teacher.sync import paired_tensors
 
 
 class Teacher(nn.Module):
@@ -68,6 +71,11 @@ class CopyTeacher(Teacher):
     none of its parameters requires grad, so an optimizer built from the trainable parameters
     never sees it. Being a submodule, it is in the state dict and therefore in every checkpoint.
 
+    On a LoRA student (``model.lora.rank > 0``) the copy is of the adapter only, never of the
+    base (:mod:`curio.lora`): a teacher that syncs is a second adapter on the student's own
+    base weights (saved with the student's state); a teacher that never syncs is the student with
+    its adapter switched off, the start model exactly.
+
     Args:
         dtype: ``null`` (keep the student's dtype) or ``float32`` / ``bfloat16`` / ``float16``
             for the copy's parameters. Buffers keep their dtype (e.g. rotary frequencies stay
@@ -75,14 +83,30 @@ class CopyTeacher(Teacher):
         fp32_logits: see :class:`Teacher`.
     """
 
+    #: Whether the teacher ever moves from the start model (the subclasses that sync say so).
+    syncs = False
+
     def __init__(self, dtype: str | None = None, fp32_logits: bool = True):
         super().__init__(fp32_logits=fp32_logits)
         self.param_dtype = parse_dtype(dtype, "teacher.dtype")
         self.model: nn.Module | None = None
+        # A LoRA student: the student itself (in a list, so not a second registered submodule)
+        # and the adapter the teacher runs it with (None: adapters off).
+        self._lora_host: list[nn.Module] = []
+        self._lora_adapter: str | None = None
 
     def attach(self, student: nn.Module) -> None:
         """Take a frozen copy of ``student`` (a ``transformers.PreTrainedModel``), once."""
-        if self.model is not None:  # configure_model runs again for validate/test
+        if self.model is not None or self._lora_host:  # configure_model runs again for validate/test
+            return
+        if has_lora(student):
+            if self.param_dtype is not None:
+                raise ConfigError(f"teacher.dtype={self.param_dtype}: with model.lora the teacher runs on the "
+                                  "student's own base weights; leave teacher.dtype null")
+            if self.syncs:
+                add_teacher_adapter(student)
+                self._lora_adapter = TEACHER
+            self._lora_host = [student]
             return
         model = copy.deepcopy(student)
         model.requires_grad_(False)
@@ -97,11 +121,25 @@ class CopyTeacher(Teacher):
     def at_loss_positions(
         self, model_inputs: dict[str, Tensor], mask: Tensor, student_hidden: Tensor, student_head: nn.Module
     ) -> TeacherLogits:
+        if self._lora_host:
+            student = self._lora_host[0]
+            with active_adapter(student, self._lora_adapter):
+                hidden = student.base_model(**model_inputs, use_cache=False).last_hidden_state
+            # The output layer is never adapted (apply_lora refuses it): the student's is the teacher's.
+            return ProjectedLogits(hidden[mask], student.get_output_embeddings(), self.fp32_logits)
         if self.model is None:
             raise RuntimeError("teacher.at_loss_positions called before teacher.attach(student)")
         # base_model is the decoder without the output layer, as for the student's own pass.
         hidden = self.model.base_model(**model_inputs, use_cache=False).last_hidden_state
         return ProjectedLogits(hidden[mask], self.model.get_output_embeddings(), self.fp32_logits)
+
+    def paired_with(self, student: nn.Module) -> tuple[list[Tensor], list[Tensor]]:
+        """The teacher's tensors and the student's they sync toward, in matching order."""
+        if self._lora_host:
+            return adapter_tensors(student, TEACHER), adapter_tensors(student, STUDENT)
+        if self.model is None:
+            raise RuntimeError("the teacher syncs before teacher.attach(student)")
+        return paired_tensors(self.model, student)
 
     def train(self, mode: bool = True) -> CopyTeacher:
         super().train(mode)

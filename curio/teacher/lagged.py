@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from curio.teacher.base import CopyTeacher
-from curio.teacher.sync import lerp_, paired_tensors
+from curio.teacher.sync import lerp_
 
 
 class LaggedTeacher(CopyTeacher):
@@ -17,11 +17,18 @@ class LaggedTeacher(CopyTeacher):
     the start checkpoint. The schedule depends on the step number only, so a resumed run (the
     teacher's weights are in the checkpoint) syncs exactly where an uninterrupted one would.
 
+    On a LoRA student the teacher is a second adapter on the same base and the rule interpolates
+    the adapters' factors A and B: exact for alpha = 1 (the snapshot teacher), a close
+    approximation at alpha = 0.99; for a slow EMA the average of the factors is not the average of
+    the products B @ A that the student's weight changes are.
+
     Args:
         sync_every: optimizer steps between syncs (authors: 5).
         alpha: weight of the student in each sync (authors: 0.99).
         dtype, fp32_logits: see :class:`~curio.teacher.base.CopyTeacher`.
     """
+
+    syncs = True
 
     def __init__(self, sync_every: int = 5, alpha: float = 0.99, dtype: str | None = None, fp32_logits: bool = True):
         super().__init__(dtype=dtype, fp32_logits=fp32_logits)
@@ -41,9 +48,8 @@ class LaggedTeacher(CopyTeacher):
     def before_optimizer_step(self, step: int, student: nn.Module) -> bool:
         if not self.is_sync_step(step) or step == self._last_synced_step:
             return False
-        if self.model is None:
-            raise RuntimeError("teacher.before_optimizer_step called before teacher.attach(student)")
-        # phi <- (1 - alpha) phi + alpha theta, over parameters and floating buffers.
-        lerp_(*paired_tensors(self.model, student), self.alpha)
+        # phi <- (1 - alpha) phi + alpha theta, over parameters and floating buffers (of the
+        # adapters only, on a LoRA student).
+        lerp_(*self.paired_with(student), self.alpha)
         self._last_synced_step = step
         return True

@@ -71,3 +71,28 @@ def test_a_chat_template_file_with_a_bom_reads_clean(tmp_path):
     path = tmp_path / "t.jinja"
     path.write_bytes(b"\xef\xbb\xbf{{ messages[0]['content'] }}\r\n")
     assert read_chat_template(str(path)) == "{{ messages[0]['content'] }}\n"
+
+
+@pytest.mark.skipif(not HAS_SMOLLM2, reason="optional extra not installed: make smollm2")
+def test_smollm2_lora_with_the_lagged_teacher_offline(tmp_path, compose_cfg, fast):
+    """`python train.py model=smollm2_135m model.lora.rank=16 loss=curio teacher=lagged`: trains the
+    adapter, exports the merged model and the adapter, and the teacher holds no second base."""
+    overrides = [o for o in fast if not o.startswith(("model=", "data.train", "optim.lr", "data.val_size",
+                                                          "trainer.val_check_interval", "callbacks.model_checkpoint"))]
+    cfg = compose_cfg(overrides + ["model=smollm2_135m", "model.lora.rank=16", "loss=curio", "teacher=lagged",
+                                   "data.micro_batch_size=2", "data.train=tests/assets/sums_messages.jsonl",
+                                   "data.val_size=0", "trainer.max_steps=2", "optim.lr=1e-4",
+                                   "~callbacks.token_plots"], tmp_path)
+    metrics = train(cfg)
+    assert math.isfinite(metrics["train/loss"]) and metrics["train/grad_norm"] > 0
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True, mmap=True)["state_dict"]
+    assert not [k for k in state if k.startswith("teacher.")]  # no copy of the model in the teacher
+    numel = {kind: sum(v.numel() for k, v in state.items() if kind(k)) for kind in
+             (lambda k: ".lora_" not in k, lambda k: ".lora_A.default." in k or ".lora_B.default." in k,
+              lambda k: ".teacher." in k)}
+    base, student, teacher = numel.values()
+    # SmolLM2-135M's state dict (134.5 M parameters, its tied output layer listed apart: + 28.3 M),
+    # and rank-16 adapters on the 7 linear layers of its 30 decoder layers, twice.
+    assert base == 162_826_560 and student == teacher == 4_884_480
+    assert (tmp_path / "hf" / "model.safetensors").is_file()
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()

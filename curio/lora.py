@@ -1,0 +1,252 @@
+"""LoRA through the ``peft`` library: the adapters, the teacher's adapter, and their export.
+
+``model.lora.rank > 0`` injects LoRA adapters into the causal LM in place
+(:func:`peft.inject_adapter_in_model`), before any FSDP2 sharding, so the model stays a plain
+``transformers`` model (``model.base_model`` is still the decoder the losses read) and every rank
+shards the one adapter. Only the adapters train; the base weights are frozen.
+
+A teacher on a LoRA student holds no second copy of the base (``curio/teacher/base.py``): the
+frozen teacher is the student with its adapters switched off; the lagged, EMA and snapshot teachers
+are a second adapter, :data:`TEACHER`, on the same base, synced from the student's :data:`STUDENT`
+by their usual rule.
+
+At the end of a run the export writes the merged model (``W + scaling * B @ A``, a plain Hugging
+Face checkpoint for ``from_pretrained`` and vLLM) and the student's adapter alone, in peft's format
+(``PeftModel.from_pretrained(base, folder)``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from curio.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+#: The student's adapter (peft's default name) and the teacher's second adapter.
+STUDENT = "default"
+TEACHER = "teacher"
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """``model.lora``: rank 0 trains every weight; rank r > 0 trains LoRA adapters only.
+
+    Args:
+        rank: the adapters' rank r.
+        alpha: scaling numerator: each adapter adds ``(alpha / r) * B @ A``.
+        dropout: dropout on each adapter's input (training only; never in a teacher pass).
+        target_modules: ``all-linear`` (every linear layer but the output layer) or a list of
+            module names (e.g. ``[q_proj, v_proj]``).
+    """
+
+    rank: int = 0
+    alpha: float = 32.0
+    dropout: float = 0.05
+    target_modules: str | list[str] = field(default="all-linear")
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.rank, int) or isinstance(self.rank, bool) or self.rank < 0:
+            raise ConfigError(f"model.lora.rank={self.rank}: must be an integer >= 0 (0: no LoRA, train every weight)")
+        if not self.alpha > 0:
+            raise ConfigError(f"model.lora.alpha={self.alpha}: must be > 0")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"model.lora.dropout={self.dropout}: must be in [0, 1)")
+        targets = self.target_modules
+        if isinstance(targets, str):
+            if not targets:
+                raise ConfigError("model.lora.target_modules is empty: all-linear or a list of module names")
+        elif not targets or not all(isinstance(t, str) and t for t in targets):
+            raise ConfigError(f"model.lora.target_modules={targets}: all-linear or a list of module names")
+
+    @classmethod
+    def from_config(cls, node: Any) -> LoraSettings:
+        """From the ``model.lora`` config node (None or absent: no LoRA)."""
+        if node is None:
+            return cls()
+        values = dict(node)
+        unknown = sorted(set(values) - {"rank", "alpha", "dropout", "target_modules"})
+        if unknown:
+            raise ConfigError(f"model.lora has unknown keys {unknown}: rank, alpha, dropout, target_modules")
+        if "target_modules" in values and not isinstance(values["target_modules"], str):
+            values["target_modules"] = list(values["target_modules"])
+        return cls(**values)
+
+    @property
+    def enabled(self) -> bool:
+        return self.rank > 0
+
+
+def apply_lora(model: nn.Module, settings: LoraSettings) -> nn.Module:
+    """Inject the student's adapters into ``model`` in place and freeze everything else.
+
+    Raises:
+        ConfigError: when no module matches ``target_modules``, or the output layer is a target
+            (the losses project the output layer themselves, chunk by chunk, outside any adapter
+            switch).
+    """
+    from peft import LoraConfig, inject_adapter_in_model
+
+    config = LoraConfig(
+        r=settings.rank,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=settings.target_modules,
+        bias="none",
+    )
+    try:
+        inject_adapter_in_model(config, model, adapter_name=STUDENT)
+    except ValueError as err:  # peft: "Target modules ... not found in the base model"
+        raise ConfigError(f"model.lora.target_modules={settings.target_modules}: {err}") from err
+    if _is_tuner_layer(model.get_output_embeddings()):
+        raise ConfigError(
+            f"model.lora.target_modules={settings.target_modules} includes the output layer; the losses "
+            "project it chunk by chunk and need it frozen: name the decoder's modules only"
+        )
+    if any(not isinstance(layer.get_base_layer(), nn.Linear) for layer in lora_layers(model)):
+        raise ConfigError(f"model.lora.target_modules={settings.target_modules} names a module that is not a "
+                          "linear layer (e.g. the embeddings); curio merges and exports linear adapters only")
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    log.info("LoRA rank %d on %d modules: %s of %s parameters train (%.2f%%)", settings.rank,
+             len(lora_layers(model)), f"{trainable:,}", f"{total:,}", 100 * trainable / total)
+    return model
+
+
+def _is_tuner_layer(module: nn.Module | None) -> bool:
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    return isinstance(module, BaseTunerLayer)
+
+
+def lora_layers(model: nn.Module) -> list[nn.Module]:
+    """The modules of ``model`` that carry adapters (peft's tuner layers), in module order."""
+    return [m for m in model.modules() if _is_tuner_layer(m)]
+
+
+def has_lora(model: nn.Module) -> bool:
+    return any(_is_tuner_layer(m) for m in model.modules())
+
+
+def add_teacher_adapter(model: nn.Module) -> None:
+    """A second adapter, :data:`TEACHER`, equal to the student's, frozen; the student's stays the
+    active, trainable one."""
+    from peft import inject_adapter_in_model
+
+    with warnings.catch_warnings():  # "multiple adapters in the model": the point here
+        warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+        inject_adapter_in_model(model.peft_config[STUDENT], model, adapter_name=TEACHER)
+    for layer in lora_layers(model):
+        layer.set_adapter(STUDENT)  # active again; peft's rule: only the active adapter trains
+    teacher, student = adapter_tensors(model, TEACHER), adapter_tensors(model, STUDENT)
+    with torch.no_grad():
+        torch._foreach_copy_(teacher, student)
+
+
+def adapter_tensors(model: nn.Module, name: str) -> list[Tensor]:
+    """The parameters of adapter ``name``, in module order (so two adapters pair up by position)."""
+    params = []
+    for layer in lora_layers(model):
+        for attr in layer.adapter_layer_names:  # lora_A, lora_B, (lora_embedding_A, ...)
+            adapters = getattr(layer, attr)
+            if name in adapters:
+                item = adapters[name]
+                params += [item] if isinstance(item, nn.Parameter) else list(item.parameters())
+    if not params:
+        raise ValueError(f"the model has no LoRA adapter named {name!r}")
+    return params
+
+
+@contextmanager
+def active_adapter(model: nn.Module, name: str | None) -> Iterator[None]:
+    """Run ``model`` with adapter ``name`` (None: no adapter, the base alone) in eval mode (no
+    adapter dropout), then restore the student's adapter and the training mode.
+
+    Sets peft's layer state directly rather than with ``set_adapter`` / ``enable_adapters``,
+    which also flip ``requires_grad`` (of parameters FSDP2 has already sharded, and that the
+    student's graph of this step holds).
+    """
+    layers = lora_layers(model)
+    saved = [(layer._active_adapter, layer._disable_adapters) for layer in layers]
+    training = model.training
+    model.eval()
+    try:
+        for layer in layers:
+            layer._disable_adapters = name is None
+            if name is not None:
+                layer._active_adapter = [name]
+        yield
+    finally:
+        for layer, (active, disabled) in zip(layers, saved):
+            layer._active_adapter, layer._disable_adapters = active, disabled
+        model.train(training)
+
+
+# ------------------------------------------------------------------------------------- export
+def _named_lora_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(name, m) for name, m in model.named_modules() if _is_tuner_layer(m)]
+
+
+def merged_state_dict(model: nn.Module, state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``state`` (the LoRA model's full state dict) with each adapted weight merged,
+    ``W + scaling * B @ A`` (computed in float32, stored in W's dtype), under the plain model's
+    names; adapter tensors (the student's and the teacher's) are dropped."""
+    merged: dict[str, Tensor] = {}
+    adapted = {}
+    for name, layer in _named_lora_layers(model):
+        adapted[name] = float(layer.scaling[STUDENT])
+    for key, value in state.items():
+        prefix, sep, rest = key.partition(".base_layer.")
+        if sep and prefix in adapted:
+            if rest == "weight":
+                a = state[f"{prefix}.lora_A.{STUDENT}.weight"].float()
+                b = state[f"{prefix}.lora_B.{STUDENT}.weight"].float()
+                value = (value.float() + adapted[prefix] * (b @ a)).to(value.dtype)
+            merged[f"{prefix}.{rest}"] = value
+        elif not any(part.startswith("lora_") for part in key.split(".")):
+            merged[key] = value
+    return merged
+
+
+def adapter_state_dict(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The student's adapter under peft's saved names (``base_model.model.<module>.lora_A.weight``)."""
+    out = {}
+    for key, value in state.items():
+        parts = key.split(".")
+        if len(parts) >= 3 and parts[-3].startswith("lora_") and parts[-2] == STUDENT:
+            out["base_model.model." + ".".join(parts[:-2] + parts[-1:])] = value.contiguous()
+    return out
+
+
+def export_adapter(model: nn.Module, state: dict[str, Tensor], out_dir: str | Path) -> Path:
+    """Write the student's adapter alone (``adapter_config.json`` + ``adapter_model.safetensors``)
+    to ``out_dir``, through a temporary sibling (a crash mid-write leaves the previous one whole)."""
+    from safetensors.torch import save_file
+
+    out_dir = Path(out_dir)
+    tmp, old = out_dir.with_name(out_dir.name + ".tmp"), out_dir.with_name(out_dir.name + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    config = model.peft_config[STUDENT].to_dict()
+    config["base_model_name_or_path"] = getattr(model, "name_or_path", None) or None
+    config["inference_mode"] = True
+    config = {k: sorted(v) if isinstance(v, set) else v for k, v in config.items()}
+    (tmp / "adapter_config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    save_file(adapter_state_dict(state), str(tmp / "adapter_model.safetensors"), metadata={"format": "pt"})
+    if out_dir.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        out_dir.rename(old)
+    tmp.rename(out_dir)
+    shutil.rmtree(old, ignore_errors=True)
+    return out_dir
