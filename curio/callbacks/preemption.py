@@ -28,12 +28,17 @@ class PreemptionCheckpoint(Callback):
     (never mid-accumulation), where the run can be resumed exactly with ``ckpt_path=auto`` and the
     same ``hydra.run.dir``. All ranks stop at the same step (the flag is all-reduced).
 
+    A job started by submitit (``hydra/launcher=slurm`` or ``local``) gets SIGUSR2 before its time
+    limit, and submitit's own handler for it requeues the job with the same command line. That
+    handler still runs, once the checkpoint is written: the requeued job (``ckpt_path=auto``)
+    resumes from this step instead of from the last periodic checkpoint.
+
     Args:
-        signals: signal names to handle (default SIGTERM and SIGUSR1).
+        signals: signal names to handle (default SIGTERM, SIGUSR1 and submitit's SIGUSR2).
         dirname: checkpoint folder, relative to the run dir.
     """
 
-    def __init__(self, signals: tuple[str, ...] = ("SIGTERM", "SIGUSR1"), dirname: str = "checkpoints"):
+    def __init__(self, signals: tuple[str, ...] = ("SIGTERM", "SIGUSR1", "SIGUSR2"), dirname: str = "checkpoints"):
         self.signals = tuple(signals)
         self.dirname = dirname
         self.received: str | None = None
@@ -78,4 +83,16 @@ class PreemptionCheckpoint(Callback):
             logger.save()
         log.warning("Pre-empted (%s) at step %d: saved %s; resume with ckpt_path=auto and the same "
                     "hydra.run.dir", self.received or "signal on another rank", trainer.global_step, path)
+        self._requeue_with_submitit()
         raise Preempted(PREEMPTED_EXIT_CODE)
+
+    def _requeue_with_submitit(self) -> None:
+        """Run submitit's handler for the signal received, if it had one: it requeues the job and
+        exits (on the job's first task; on the others it returns)."""
+        if self.received is None:
+            return
+        sig = getattr(signal, self.received)
+        handler = self._previous.get(sig)
+        if callable(handler) and getattr(handler, "__module__", "").startswith("submitit."):
+            self._restore()
+            handler(sig, None)
