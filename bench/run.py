@@ -47,6 +47,8 @@ LABELS = {
     "sft_kl": "SFT + 0.1 KL to the start model",
     "eaft": "EAFT (top-20 entropy weight)",
     "sed": "SED-SFT (top-2 mass < 0.7)",
+    "ce_lora16": "ce, LoRA rank 16",
+    "curio_lagged_entropy_guided_lora16": "curio, lagged (second adapter), entropy-guided, LoRA rank 16",
 }
 GiB = 2**30
 

@@ -51,6 +51,11 @@ LOSSES: dict[str, list[str]] = {
     "sft_kl": ["loss=sft_kl"],
     "eaft": ["loss=eaft"],
     "sed": ["loss=sed"],
+    # LoRA (curio/lora.py): rank-16 adapters on every linear layer; the lagged teacher is then a
+    # second adapter on the student's base instead of a full copy.
+    "ce_lora16": ["loss=ce", "model.lora.rank=16"],
+    "curio_lagged_entropy_guided_lora16": ["loss=curio", "teacher=lagged", "temp=entropy_guided",
+                                           "model.lora.rank=16"],
 }
 
 
