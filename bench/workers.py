@@ -8,12 +8,14 @@ Kinds:
     trl      the same model, data, batch and precision trained with TRL's ``SFTTrainer``
     chunked  one forward + backward of the CurioSFT loss, chunked (curio) or naive (full logits)
     matmul   the device's measured matmul rate (the MFU denominator)
+    data     ``loss=ce`` on one data set, padded (length-bucketed) or packed (``bench/packing.py``)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import resource
@@ -152,6 +154,7 @@ class StepTimer(L.Callback):
         self.times: list[float] = []
         self.cpu_times: list[float] = []
         self.tokens: list[int] = []
+        self.padded_tokens: list[int] = []  # the batch's positions, padding included
         self.loss_tokens: list[int] = []
         self._last = self._last_cpu = 0.0
 
@@ -170,10 +173,12 @@ class StepTimer(L.Callback):
         self.cpu_times.append(cpu - self._last_cpu)
         self._last, self._last_cpu = now, cpu
         self.tokens.append(int(batch.attention_mask.sum()))
+        self.padded_tokens.append(batch.input_ids.numel())
         self.loss_tokens.append(int((batch.labels != -100).sum()))
 
     def on_train_end(self, trainer, pl_module) -> None:
-        result = {"times": self.times, "cpu_times": self.cpu_times, "tokens": self.tokens, "loss_tokens": self.loss_tokens, **self.memory.result()}
+        result = {"times": self.times, "cpu_times": self.cpu_times, "tokens": self.tokens,
+                  "padded_tokens": self.padded_tokens, "loss_tokens": self.loss_tokens, **self.memory.result()}
         Path(self.out).write_text(json.dumps(result))
 
 
@@ -220,6 +225,62 @@ def run_step(preset: dict[str, Any], loss: str, out: str) -> None:
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp / "run")
         cfg.model.net.config = model_config(preset)
+        cfg.trainer.enable_progress_bar = False
+        cfg.callbacks = {"timer": {"_target_": "bench.workers.StepTimer", "out": out, "device": preset["device"]}}
+    train(cfg)
+
+
+# ------------------------------------------------------------------------------ packing
+def write_ragged_data(path: Path, spec: dict[str, Any]) -> None:
+    """``spec["rows"]`` prompt/response rows of random text whose lengths are ragged and long-tailed:
+    prompts uniform in ``spec["prompt_chars"]``, responses log-normal (``median``, ``sigma``) clipped
+    to ``[min, max]`` characters (one byte-level token each)."""
+    rng = random.Random(0)
+    r = spec["response_chars"]
+    text = lambda n: "".join(rng.choice(string.ascii_lowercase + " ") for _ in range(n))  # noqa: E731
+    lines = []
+    for _ in range(spec["rows"]):
+        n = int(min(r["max"], max(r["min"], rng.lognormvariate(math.log(r["median"]), r["sigma"]))))
+        lines.append(json.dumps({"prompt": text(rng.randint(*spec["prompt_chars"])), "response": text(n)}))
+    path.write_text("\n".join(lines) + "\n")
+
+
+#: Batching variants of ``python -m bench.packing``: name -> data overrides (the budget is the data set's).
+BATCHING = {
+    "padded": [],  # length-bucketed (data.group_by_length, the default)
+    "padded, not bucketed": ["data.group_by_length=false"],
+    "packed": ["data.packing=true", "data.micro_batch_size=1"],  # one pack per micro-batch: no padding at all
+}
+
+
+def run_data_step(preset: dict[str, Any], dataset: str, batching: str, out: str) -> None:
+    """``loss=ce`` on one of the preset's ``datasets`` with one of the :data:`BATCHING` variants."""
+    from omegaconf import open_dict
+
+    from curio.train import train
+
+    spec = preset["datasets"][dataset]
+    tmp = Path(tempfile.mkdtemp(prefix="curio-bench-data-"))
+    overrides = list(spec.get("overrides", []))
+    if "rows" in spec:  # synthetic ragged traces on a model built from the preset's config
+        write_ragged_data(tmp / "data.jsonl", spec)
+        overrides += ["model=tiny", "data=jsonl", f"data.train={tmp / 'data.jsonl'}", "data.max_prompt_tokens=1000000",
+                      "data.max_response_tokens=1000000"]
+    overrides += [
+        "loss=ce", "data.val_size=0", f"data.micro_batch_size={spec['micro_batch_size']}", "logger=none",
+        "callbacks=none", "trainer=cpu", f"trainer.precision={preset['precision']}",
+        f"trainer.max_steps={preset['warmup_steps'] + preset['steps']}", "trainer.enable_model_summary=false",
+        "trainer.accumulate_grad_batches=1", "optim.lr=1e-5", "sched.warmup_steps=0",
+        f"cpu_keep_freed_memory={str(preset['cpu_keep_freed_memory']).lower()}",
+    ]
+    overrides += BATCHING[batching]
+    if batching == "packed":
+        overrides.append(f"data.pack_tokens={spec['pack_tokens']}")
+    cfg = compose_config("train", overrides)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp / "run")
+        if "model" in spec:
+            cfg.model.net.config = model_config(spec)
         cfg.trainer.enable_progress_bar = False
         cfg.callbacks = {"timer": {"_target_": "bench.workers.StepTimer", "out": out, "device": preset["device"]}}
     train(cfg)
@@ -363,12 +424,14 @@ def run_matmul(matmul: dict[str, Any], device: str, out: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("kind", choices=["step", "trl", "chunked", "matmul"])
+    parser.add_argument("kind", choices=["step", "trl", "chunked", "matmul", "data"])
     parser.add_argument("--preset-json", required=True, help="the preset, as JSON")
     parser.add_argument("--out", required=True)
     parser.add_argument("--loss", choices=sorted(LOSSES))
     parser.add_argument("--impl", choices=["chunked", "naive"])
     parser.add_argument("--tokens", type=int)
+    parser.add_argument("--dataset", help="kind=data: a key of the preset's datasets")
+    parser.add_argument("--batching", choices=sorted(BATCHING), help="kind=data: how rows become batches")
     args = parser.parse_args(argv)
     preset = json.loads(args.preset_json)
     if preset.get("threads"):
@@ -386,6 +449,8 @@ def main(argv: list[str] | None = None) -> None:
         run_step(preset, args.loss, args.out)
     elif args.kind == "trl":
         run_trl(preset, args.out)
+    elif args.kind == "data":
+        run_data_step(preset, args.dataset, args.batching, args.out)
     elif args.kind == "chunked":
         run_chunked(preset["chunked"], preset["device"], args.impl, args.tokens, args.out)
     else:

@@ -50,3 +50,27 @@ def test_scaled_preset_keeps_the_real_models_proportions():
         assert scaled["model"][key] == real["model"][key]
     ratio = flops_per_token(scaled["model"], scaled["seq_len"]) / flops_per_token(real["model"], real["seq_len"])
     assert ratio == pytest.approx(1 / 64, rel=0.02)
+
+
+def test_packing_summary_counts_real_tokens_and_padding():
+    from bench.packing import summarize
+
+    raw = {"times": [5.0, 1.0, 3.0], "tokens": [0, 60, 90], "padded_tokens": [0, 100, 100], "peak_bytes": 7}
+    s = summarize([raw, {**raw, "peak_bytes": 9}], warmup=1)
+    assert s["steps_measured"] == 4 and s["median_step_s"] == 2.0
+    assert s["tokens_per_s"] == pytest.approx(300 / 8.0)
+    assert s["padding_share"] == pytest.approx(1 - 300 / 400) and s["peak_bytes"] == 9
+
+
+def test_ragged_rows_are_long_tailed_within_their_bounds(tmp_path):
+    import json
+
+    from bench.workers import write_ragged_data
+
+    spec = load_preset("cpu_packing", [])["datasets"]["ragged"]
+    write_ragged_data(tmp_path / "rows.jsonl", spec)
+    rows = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
+    lengths = sorted(len(r["response"]) for r in rows)
+    assert len(rows) == spec["rows"]
+    assert spec["response_chars"]["min"] <= lengths[0] and lengths[-1] <= spec["response_chars"]["max"]
+    assert lengths[len(lengths) // 2] < 0.5 * lengths[-1]  # ragged: the median far below the longest

@@ -21,20 +21,27 @@ class SFTBatch:
             ``t`` (that is, ``input_ids[b, t + 1]``) or ``-100`` where there is no loss.
         step_loss_tokens: loss tokens in the whole optimizer step (all micro-batches, all ranks);
             for validation batches, this micro-batch's own count.
+        position_ids: ``[B, T]`` for packed batches (``curio.data.packing``): each row's positions
+            from 0. The model then gets these and no attention mask, and keeps attention within each
+            row; ``attention_mask`` still marks the real tokens (for counting). None when padded.
     """
 
     input_ids: Tensor
     attention_mask: Tensor
     labels: Tensor
     step_loss_tokens: Tensor
+    position_ids: Tensor | None = None
 
     @property
     def model_inputs(self) -> dict[str, Tensor]:
         """What the decoder is called with (the student's and a teacher model's, alike)."""
+        if self.position_ids is not None:
+            return {"input_ids": self.input_ids, "position_ids": self.position_ids}
         return {"input_ids": self.input_ids, "attention_mask": self.attention_mask}
 
     def to(self, device) -> SFTBatch:
-        return SFTBatch(*(t.to(device) for t in (self.input_ids, self.attention_mask, self.labels, self.step_loss_tokens)))
+        fields = (self.input_ids, self.attention_mask, self.labels, self.step_loss_tokens, self.position_ids)
+        return SFTBatch(*(None if t is None else t.to(device) for t in fields))
 
 
 class Collator:

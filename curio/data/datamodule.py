@@ -14,9 +14,10 @@ from torch.utils.data import DataLoader, Dataset
 from curio.data.collate import Collator
 from curio.data.encoding import ConversationEncoder, Encoded
 from curio.data.formats import FORMATS, detect_format, to_conversation
+from curio.data.packing import PackCollator, pack_rows
 from curio.data.sampling import StepLayout, StepWindowSampler
 from curio.data.sources import read_rows
-from curio.errors import ConfigError, DataError
+from curio.errors import ConfigError, DataError, check_count
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,21 @@ class ResumableDataLoader(DataLoader):
         self.batch_sampler.skip = state["micro_batches_done"]
 
 
+class PackedDataset(Dataset):
+    """Packs of encoded samples: the sampler's ``(pack_index, step_tokens)`` -> the pack's row items."""
+
+    def __init__(self, rows: EncodedDataset, packs: list[list[int]]):
+        self.rows = rows
+        self.packs = packs
+
+    def __len__(self) -> int:
+        return len(self.packs)
+
+    def __getitem__(self, key: tuple[int, int]) -> list[dict[str, Any]]:
+        index, step_tokens = key
+        return [self.rows[(i, step_tokens)] for i in self.packs[index]]
+
+
 class SFTDataModule(L.LightningDataModule):
     """Supervised fine-tuning data.
 
@@ -85,6 +101,10 @@ class SFTDataModule(L.LightningDataModule):
         val_batch_size: sequences per validation batch (default: ``micro_batch_size``).
         group_by_length, bucket_windows, seed: batching (see ``StepWindowSampler``).
         num_workers: DataLoader worker processes.
+        packing: train on packed rows (``curio.data.packing``): ``micro_batch_size`` packs of at
+            most ``pack_tokens`` tokens per micro-batch, each row attending to itself only, no
+            padding between rows. Validation batches stay padded.
+        pack_tokens: the token budget of one pack (needed with ``packing``).
     """
 
     def __init__(
@@ -109,8 +129,14 @@ class SFTDataModule(L.LightningDataModule):
         bucket_windows: int = 50,
         seed: int = 0,
         num_workers: int = 0,
+        packing: bool = False,
+        pack_tokens: int | None = None,
     ):
         super().__init__()
+        if packing:
+            check_count("data.pack_tokens", pack_tokens)
+        elif pack_tokens is not None:
+            raise ConfigError(f"data.pack_tokens={pack_tokens} applies only with data.packing=true")
         if format not in FORMATS:
             raise ConfigError(f"data.format={format!r}: choose one of {list(FORMATS)}")
         if on_bad_row not in BAD_ROW_POLICIES:
@@ -135,6 +161,8 @@ class SFTDataModule(L.LightningDataModule):
         self.seed = seed
         self.num_workers = num_workers
         self.collator = Collator(pad_token_id=tokenizer.pad_token_id)
+        self.pack_tokens = pack_tokens if packing else None
+        self.packs: list[list[int]] | None = None  # row indices of each pack, with packing
         self.train_set: EncodedDataset | None = None
         self.val_set: EncodedDataset | None = None
         self.report: dict[str, dict[str, int]] = {}
@@ -150,7 +178,13 @@ class SFTDataModule(L.LightningDataModule):
             val = self._encode(self.val_source, self.val_split, "data.val")
         else:
             train, val = self._hold_out(train)
-        self.layout.check_fits(len(train))
+        if self.pack_tokens is not None:
+            self.packs = pack_rows([len(s.input_ids) for s in train], self.pack_tokens)
+            tokens = sum(len(s.input_ids) for s in train)
+            log.info("data train: %d rows in %d packs of at most %d tokens (%.1f%% full)", len(train),
+                     len(self.packs), self.pack_tokens, 100 * tokens / (len(self.packs) * self.pack_tokens))
+        self.layout.check_fits(len(self.packs) if self.packs is not None else len(train),
+                               "packs" if self.packs is not None else "sequences")
         self.train_set, self.val_set = EncodedDataset(train), EncodedDataset(val)
         self.report["train"]["kept"] = len(train)
         self.report.setdefault("val", {})["kept"] = len(val)
@@ -206,24 +240,28 @@ class SFTDataModule(L.LightningDataModule):
     def steps_per_epoch(self) -> int:
         """Optimizer steps in one epoch (after :meth:`setup`)."""
         assert self.train_set is not None, "call setup() first"
-        return self.layout.steps(len(self.train_set))
+        return self.layout.steps(len(self.packs) if self.packs is not None else len(self.train_set))
 
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None, "call setup() first"
         trainer = self.trainer
+        rows = self.train_set.samples
+        # With packing the sampler's "sequences" are packs: their lengths and loss tokens are sums.
+        units = self.packs if self.packs is not None else [[i] for i in range(len(rows))]
         sampler = StepWindowSampler(
-            lengths=[len(s.input_ids) for s in self.train_set.samples],
-            loss_tokens=[s.num_loss_tokens for s in self.train_set.samples],
+            lengths=[sum(len(rows[i].input_ids) for i in unit) for unit in units],
+            loss_tokens=[sum(rows[i].num_loss_tokens for i in unit) for unit in units],
             layout=self.layout,
             rank=trainer.global_rank if trainer else 0,
             seed=self.seed,
             group_by_length=self.group_by_length,
             bucket_windows=self.bucket_windows,
         )
+        packed = self.packs is not None
         return ResumableDataLoader(
-            self.train_set,
+            PackedDataset(self.train_set, self.packs) if packed else self.train_set,
             batch_sampler=sampler,
-            collate_fn=self.collator,
+            collate_fn=PackCollator(self.tokenizer.pad_token_id) if packed else self.collator,
             num_workers=self.num_workers,
             generator=self._loader_generator(),
             progress=self._micro_batches_done,

@@ -47,11 +47,11 @@ class StepLayout:
         """Optimizer steps in one epoch of ``num_samples`` sequences (incomplete steps are dropped)."""
         return num_samples // self.sequences
 
-    def check_fits(self, num_samples: int) -> None:
-        """One optimizer step must fit in the training set."""
+    def check_fits(self, num_samples: int, unit: str = "sequences") -> None:
+        """One optimizer step must fit in the training set (of ``num_samples`` sequences or packs)."""
         if num_samples < self.sequences:
             raise ConfigError(
-                f"one optimizer step needs {self.sequences} sequences (data.micro_batch_size="
+                f"one optimizer step needs {self.sequences} {unit} (data.micro_batch_size="
                 f"{self.micro_batch_size} x trainer.accumulate_grad_batches={self.accumulate} x "
                 f"{self.world_size} device(s)) but the training set has only {num_samples}"
             )
