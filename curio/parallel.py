@@ -50,6 +50,7 @@ from lightning.pytorch.strategies import ModelParallelStrategy
 from torch import nn
 
 from curio.errors import ConfigError
+from curio.models.sharded_loading import is_on_meta, load_local_shards
 
 #: ``mixed_precision`` values: param (compute / all-gather) dtype and gradient reduce dtype.
 MIXED_PRECISION: dict[str, tuple[torch.dtype, torch.dtype]] = {
@@ -96,6 +97,7 @@ def apply_fsdp2(
     mesh,
     mp_policy=None,
     reshard_after_forward: bool = True,
+    device: torch.device | None = None,
 ) -> list[nn.Module]:
     """Shard ``model`` (and ``teacher_model``, with the same units) in place with ``fully_shard``.
 
@@ -110,6 +112,7 @@ def apply_fsdp2(
         mp_policy: a ``MixedPrecisionPolicy`` (None: float32 throughout).
         reshard_after_forward: free each layer's gathered parameters after its forward (and
             gather again in the backward); False trades memory for one all-gather less per layer.
+        device: where a model built on the meta device gets its shards (the rank's device).
 
     Returns:
         the root modules, student first: what :class:`FSDP2Strategy` runs each step through.
@@ -127,6 +130,8 @@ def apply_fsdp2(
             fully_shard(layer, mesh=mesh, mp_policy=mp_policy, reshard_after_forward=reshard_after_forward)
         # The student's root: FSDP's default for a root (None: kept gathered until the backward).
         fully_shard(net, mesh=mesh, mp_policy=mp_policy, reshard_after_forward=True if is_teacher else None)
+        if is_on_meta(net):  # built on the meta device (big models): each rank reads its own shards
+            load_local_shards(net, device or torch.device(mesh.device_type))
         roots.append(net)
     return roots
 
@@ -238,6 +243,7 @@ class FSDP2Strategy(ModelParallelStrategy):
             self.data_parallel_mesh,
             mixed_precision_policy(self.mixed_precision, self.root_device),
             self.reshard_after_forward,
+            self.root_device,
         )
         self._roots = None
 

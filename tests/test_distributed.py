@@ -26,6 +26,7 @@ find the outputs), which is also what torchrun / SLURM launches need (docs/distr
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -208,3 +209,39 @@ def test_fsdp_lora_follows_one_process(runs, repo_root, compose_cfg, data):
     assert_same_weights(adapter["fsdp_lora"], adapter["one_lora"], WEIGHT_ATOL)
     # The adapter trained (B starts at zero) and the merged base moved by it only.
     assert all(v.abs().max() > 0 for k, v in adapter["one_lora"].items() if "lora_B" in k)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A ~60M-parameter Llama saved as a Hugging Face folder (about 240 MB of float32 weights), with
+    the byte-level tokenizer: big enough for whole-model copies to show in a rank's memory."""
+    from curio.export import export_hf
+    from curio.models import build_causal_lm, byte_level_tokenizer
+
+    folder = tmp_path_factory.mktemp("big") / "hf"
+    torch.manual_seed(0)
+    model = build_causal_lm({"model_type": "llama", "vocab_size": 32000, "hidden_size": 512, "intermediate_size": 1536,
+                             "num_hidden_layers": 8, "num_attention_heads": 8, "num_key_value_heads": 4,
+                             "tie_word_embeddings": True, "bos_token_id": None, "eos_token_id": 258, "pad_token_id": 256})
+    export_hf(model, byte_level_tokenizer("chatml"), folder)
+    return folder, sum(p.numel() * 4 for p in model.parameters())
+
+
+def test_fsdp_ranks_load_only_their_shards_of_a_checkpoint(runs, repo_root, data, checkpoint):
+    """Under trainer=fsdp a checkpoint is built on the meta device and each rank reads its own rows:
+    the run equals the one that loads the whole model on every rank, and each rank's peak memory at
+    the start of training is lower by about the model's size (student and teacher each hold half)."""
+    folder, model_bytes = checkpoint
+    base = [o for o in FSDP if not o.startswith(("model=", "model.net.config", "callbacks.model_checkpoint"))] + data + [
+        "model=export", f"model.path={folder}", "trainer.max_steps=2", "~callbacks.hf_export", "data.val_size=0",
+        "~callbacks.model_checkpoint"]
+    peaks = {}
+    for name, extra in (("meta", []), ("whole", ["+model.net.init_device=cpu"])):
+        probe = ["+callbacks.rss._target_=tests.memory_probe.PeakRSSAtTrainStart", f"+callbacks.rss.out={runs / name}_rss"]
+        run_train(base + extra + probe, runs / f"load_{name}", repo_root)
+        peaks[name] = [json.loads((runs / f"{name}_rss" / f"rank{r}.json").read_text())["peak_rss"] for r in (0, 1)]
+    got, want = curves(runs / "load_meta"), curves(runs / "load_whole")
+    for key in ("train/loss", "train/logq", "train/grad_norm"):
+        assert got[key] == want[key], key
+    for rank in (0, 1):
+        assert peaks["meta"][rank] < peaks["whole"][rank] - 0.5 * model_bytes, (peaks, model_bytes)

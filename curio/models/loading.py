@@ -45,13 +45,37 @@ def load_causal_lm(
     trust_remote_code: bool = False,
     attn_implementation: str | None = None,
     revision: str | None = None,
+    init_device: str | None = None,
     **kwargs: Any,
 ) -> PreTrainedModel:
     """``AutoModelForCausalLM.from_pretrained`` with the project's safe defaults.
 
     Weights stay in ``dtype`` (float32 by default: fp32 master weights, with bf16 autocast chosen by
     the trainer's ``precision``). ``trust_remote_code`` is off unless the config turns it on.
+
+    ``init_device="meta"`` (what ``train.py`` asks for under ``trainer=fsdp``) reads no weights: the
+    parameters are built on the meta device and each rank later reads only its own shards from the
+    checkpoint's safetensors files (``curio.models.sharded_loading``). None or ``cpu``: the whole
+    model now.
     """
+    if init_device == "meta":
+        from accelerate import init_empty_weights
+
+        from curio.models.sharded_loading import CHECKPOINT_ATTR, checkpoint_folder
+
+        folder = checkpoint_folder(name_or_path, revision)
+        config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code, **kwargs)
+        if attn_implementation is not None:
+            config._attn_implementation = attn_implementation
+        with init_empty_weights(include_buffers=False):  # parameters on meta; buffers (rotary) real
+            model = AutoModelForCausalLM.from_config(config, dtype=parse_dtype(dtype, "dtype"),
+                                                     trust_remote_code=trust_remote_code)
+        model.tie_weights()  # from_config under init_empty_weights leaves tied weights as two meta tensors
+        setattr(model, CHECKPOINT_ATTR, str(folder))
+        check_supported(model)
+        return model
+    if init_device not in (None, "cpu"):
+        raise ValueError(f"model.net.init_device={init_device!r}: choose null, cpu or meta")
     model = AutoModelForCausalLM.from_pretrained(
         name_or_path,
         dtype=parse_dtype(dtype, "dtype"),
