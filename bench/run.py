@@ -296,6 +296,32 @@ def report(info: dict[str, Any], preset_name: str, preset: dict[str, Any], comma
                 f" {b['above'] / max(a['above'], 1):.1f} | {'yes' if same else 'NO'} ({a['loss']:.5f} vs {b['loss']:.5f}) |"
             )
         lines.append("")
+    parts = results.get("teacher_parts")
+    if parts:
+        steps = results.get("steps") or {}
+        ce, curio = steps.get("ce"), steps.get("curio_lagged_entropy_guided")
+        extra = curio["median_step_s"] - ce["median_step_s"] if ce and curio else None
+        lines += [
+            "## Where the lagged entropy-guided teacher's time goes",
+            "",
+            f"Each part of the extra work of `loss=curio teacher=lagged temp=entropy_guided` over `loss=ce`, timed"
+            f" alone (`python -m bench.workers teacher_parts`) on this preset's model and {parts['loss_tokens']} loss"
+            f" tokens per step; median of {parts['reps']} repetitions in each of {parts['rounds']} process(es)."
+            + (f" Measured difference of the two steps above: {extra:.3f} s." if extra is not None else ""),
+            "",
+            "| part | ms per step | % of a ce step |",
+            "|---|---:|---:|",
+        ]
+        total = 0.0
+        for name, ms in parts["median_ms"].items():
+            total += ms
+            share = f"{100 * ms / 1000 / ce['median_step_s']:.1f}%" if ce else ""
+            lines.append(f"| {name} | {ms:.1f} | {share} |")
+        rest = total - parts["median_ms"].get("teacher decoder pass", 0.0)
+        if ce:
+            lines.append(f"| **all but the decoder pass** | {rest:.1f} | {100 * rest / 1000 / ce['median_step_s']:.1f}% |")
+            lines.append(f"| **sum of the parts** | {total:.1f} | {100 * total / 1000 / ce['median_step_s']:.1f}% |")
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -306,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a preset value, e.g. --set steps=30 --set chunked.tokens=[1024,4096]")
     parser.add_argument("--only", default="matmul,steps,trl,chunked",
-                        help="comma-separated parts to run (default: all): matmul, steps, trl, chunked")
+                        help="comma-separated parts to run (default: matmul,steps,trl,chunked): matmul, steps, trl,"
+                             " chunked, teacher (the lagged entropy-guided teacher's cost, part by part)")
     parser.add_argument("--losses", default=None, help="comma-separated subset of the preset's losses")
     parser.add_argument("--name", default=None, help="file stem under bench/results/ (default: the preset)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
@@ -369,6 +396,23 @@ def main(argv: list[str] | None = None) -> int:
                 results["trl"] = summary
             else:
                 results["steps"][name] = summary
+
+    if "teacher" in parts:
+        rounds = int(preset.get("rounds", 1))
+        pooled: dict[str, list[float]] = {}
+        loss_tokens = None
+        for r in range(rounds):
+            print(f"teacher parts (round {r + 1}/{rounds}) ...", flush=True)
+            raw = worker("teacher_parts", preset)
+            if raw is not None:
+                loss_tokens = raw["loss_tokens"]
+                for name, values in raw["parts"].items():
+                    pooled.setdefault(name, []).extend(values)
+        if pooled:
+            results["teacher_parts"] = {
+                "median_ms": {name: 1000 * statistics.median(v) for name, v in pooled.items()},
+                "raw_s": pooled, "loss_tokens": loss_tokens, "reps": 5, "rounds": rounds,
+            }
 
     if "chunked" in parts:
         results["chunked"] = {}

@@ -9,6 +9,7 @@ Kinds:
     chunked  one forward + backward of the CurioSFT loss, chunked (curio) or naive (full logits)
     matmul   the device's measured matmul rate (the MFU denominator)
     data     ``loss=ce`` on one data set, padded (length-bucketed) or packed (``bench/packing.py``)
+    teacher_parts  each part of the lagged entropy-guided teacher's work, timed alone
 """
 
 from __future__ import annotations
@@ -286,6 +287,64 @@ def run_data_step(preset: dict[str, Any], dataset: str, batching: str, out: str)
     train(cfg)
 
 
+# ------------------------------------------------------------------------ teacher parts
+def run_teacher_parts(preset: dict[str, Any], out: str, reps: int = 5) -> None:
+    """Each part of the extra work of ``loss=curio teacher=lagged temp=entropy_guided`` over
+    ``loss=ce``, timed alone on the preset's model and tokens (median of ``reps``), in the order
+    the step runs them: the teacher's decoder pass; per loss chunk (1,024 tokens, the loss's
+    default), the float32 output projection, the full-vocabulary entropy, the top-K selection, the
+    rest of the tau rule (bisection, targets, gate), log q; and the sync, once every 5 steps
+    (reported per step). Everything runs under ``no_grad``, as the teacher does in the step."""
+    import copy
+
+    from curio.models import build_causal_lm
+    from curio.ops import entropy, project, target_logprob, top_k_values
+    from curio.teacher.sync import lerp_, paired_tensors
+    from curio.temperature import EntropyGuidedTemperature
+
+    device = torch.device(preset["device"])
+    student = build_causal_lm(model_config(preset), dtype="float32").to(device)
+    teacher = copy.deepcopy(student).requires_grad_(False).eval()
+    rule, chunk, sync_every = EntropyGuidedTemperature(), 1024, 5
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 256, (preset["micro_batch_size"], preset["seq_len"]), generator=g).to(device)
+    head = teacher.get_output_embeddings()
+
+    def timed(fn) -> tuple[float, Any]:
+        sync(preset["device"])
+        start = time.perf_counter()
+        value = fn()
+        sync(preset["device"])
+        return time.perf_counter() - start, value
+
+    parts: dict[str, list[float]] = {}
+    with torch.no_grad():
+        for _ in range(reps):
+            times: dict[str, float] = {}
+            times["teacher decoder pass"], hidden = timed(
+                lambda: teacher.base_model(input_ids=ids, use_cache=False).last_hidden_state)
+            h = hidden[:, preset["prompt_len"]:].reshape(-1, hidden.shape[-1])
+            targets = torch.randint(0, model_config(preset)["vocab_size"], (h.shape[0],), generator=g).to(device)
+            for start in range(0, h.shape[0], chunk):
+                rows = slice(start, start + chunk)
+                t, z = timed(lambda: project(head, h[rows], float32=True))
+                times["output projection"] = times.get("output projection", 0.0) + t
+                t, ent = timed(lambda: entropy(z))
+                times["full-vocabulary entropy"] = times.get("full-vocabulary entropy", 0.0) + t
+                t, _ = timed(lambda: top_k_values(z, rule.top_k))
+                times["top-K selection"] = times.get("top-K selection", 0.0) + t
+                t, temp = timed(lambda: rule(z, ent))  # includes its own top-K: subtracted below
+                times["tau rule (bisection, gate)"] = times.get("tau rule (bisection, gate)", 0.0) + t
+                t, _ = timed(lambda: target_logprob(z / temp.tau[:, None], targets[rows]))
+                times["log q"] = times.get("log q", 0.0) + t
+            times["tau rule (bisection, gate)"] -= times["top-K selection"]
+            t, _ = timed(lambda: lerp_(*paired_tensors(teacher, student), 0.99))
+            times[f"sync (1 step in {sync_every})"] = t / sync_every
+            for name, value in times.items():
+                parts.setdefault(name, []).append(value)
+    Path(out).write_text(json.dumps({"parts": parts, "loss_tokens": int(h.shape[0])}))
+
+
 # ---------------------------------------------------------------------------------- trl
 def run_trl(preset: dict[str, Any], out: str) -> None:
     """Vanilla SFT with TRL's ``SFTTrainer``: same model, tokens, batch, precision and checkpointing."""
@@ -424,7 +483,7 @@ def run_matmul(matmul: dict[str, Any], device: str, out: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("kind", choices=["step", "trl", "chunked", "matmul", "data"])
+    parser.add_argument("kind", choices=["step", "trl", "chunked", "matmul", "data", "teacher_parts"])
     parser.add_argument("--preset-json", required=True, help="the preset, as JSON")
     parser.add_argument("--out", required=True)
     parser.add_argument("--loss", choices=sorted(LOSSES))
@@ -449,6 +508,8 @@ def main(argv: list[str] | None = None) -> None:
         run_step(preset, args.loss, args.out)
     elif args.kind == "trl":
         run_trl(preset, args.out)
+    elif args.kind == "teacher_parts":
+        run_teacher_parts(preset, args.out)
     elif args.kind == "data":
         run_data_step(preset, args.dataset, args.batching, args.out)
     elif args.kind == "chunked":
