@@ -497,9 +497,9 @@ def main(argv: list[str] | None = None) -> None:
         # One thread: the process's CPU time is then the compute itself, whatever else runs on
         # the machine (several threads spin-wait for each other when the machine is shared).
         torch.set_num_threads(preset["threads"])
-    if preset["device"] == "cpu" and preset["cpu_keep_freed_memory"] and args.kind == "trl":
-        # TRL trains under the same allocator behaviour as curio, whose train() sets it from the
-        # config key passed in run_step. Not the chunked/naive loss runs: their peak resident set
+    if preset["device"] == "cpu" and preset["cpu_keep_freed_memory"] and args.kind in ("trl", "teacher_parts"):
+        # TRL trains, and the teacher's parts are timed, under the same allocator behaviour as
+        # curio's step, whose train() sets it from the config key passed in run_step. Not the chunked/naive loss runs: their peak resident set
         # must follow the live tensors, which a heap that never gives memory back does not (it
         # kept up to 2x more there).
         keep_freed_memory()
