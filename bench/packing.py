@@ -13,14 +13,13 @@ positions. Writes ``bench/results/<name>.md`` and ``.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.run import ROOT, fmt_bytes, load_preset, machine, worker
+from bench.run import ROOT, fmt_bytes, load_preset, machine, worker, write_results
 from bench.workers import BATCHING
 
 
@@ -91,14 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         summary = summarize(raws[(dataset, variant)], preset["warmup_steps"]) if ok else None
         results["datasets"].setdefault(dataset, {})[variant] = summary
     results["total_wall_s"] = time.perf_counter() - t0
-    text = report(info, args.preset, preset, command, results) + f"\nTotal wall time: {results['total_wall_s']:.0f} s.\n"
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    name = args.name or args.preset
-    (out / f"{name}.md").write_text(text)
-    (out / f"{name}.json").write_text(json.dumps({"machine": info, "preset": preset, "command": command,
-                                                  "results": results}, indent=2))
-    print(text)
+    write_results(Path(args.out), args.name or args.preset, report(info, args.preset, preset, command, results),
+                  {"machine": info, "preset": preset, "command": command, "results": results})
     return 0
 
 

@@ -434,17 +434,19 @@ def main(argv: list[str] | None = None) -> int:
             results["chunked"][str(tokens)] = pair
 
     results["total_wall_s"] = time.perf_counter() - t0
-    text = report(info, args.preset, preset, command, results)
-    text += f"\nTotal wall time: {results['total_wall_s']:.0f} s.\n"
-    out = Path(args.out)
+    write_results(Path(args.out), args.name or args.preset, report(info, args.preset, preset, command, results),
+                  {"machine": info, "preset": preset, "command": command, "results": results})
+    return 0
+
+
+def write_results(out: Path, name: str, text: str, record: dict[str, Any]) -> None:
+    """``<out>/<name>.md`` (the report and the total wall time) and ``<name>.json`` (everything)."""
+    text += f"\nTotal wall time: {record['results']['total_wall_s']:.0f} s.\n"
     out.mkdir(parents=True, exist_ok=True)
-    name = args.name or args.preset
     (out / f"{name}.md").write_text(text)
-    (out / f"{name}.json").write_text(json.dumps({"machine": info, "preset": preset, "command": command,
-                                                  "results": results}, indent=2))
+    (out / f"{name}.json").write_text(json.dumps(record, indent=2))
     print(text)
     print(f"written: {out / (name + '.md')}, {out / (name + '.json')}")
-    return 0
 
 
 if __name__ == "__main__":

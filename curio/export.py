@@ -60,7 +60,6 @@ def export_hf(
     """
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(out_dir.name + ".tmp")
-    old = out_dir.with_name(out_dir.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
     if state_dict is None and is_sharded(model):
         raise ValueError("export_hf of a sharded (FSDP2) model needs state_dict=full_state_dict(model)")
@@ -81,6 +80,13 @@ def export_hf(
     if dtype is not None:
         _set_config_dtype(tmp, dtype)
     tokenizer.save_pretrained(tmp)
+    return swap_in(tmp, out_dir)
+
+
+def swap_in(tmp: Path, out_dir: Path) -> Path:
+    """Replace ``out_dir`` by the finished folder ``tmp`` with renames: a crash at any point leaves
+    either the previous folder (or its ``.old`` copy) or the new one whole, never a mix."""
+    old = out_dir.with_name(out_dir.name + ".old")
     if out_dir.exists():
         shutil.rmtree(old, ignore_errors=True)
         out_dir.rename(old)

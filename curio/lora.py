@@ -234,8 +234,10 @@ def export_adapter(model: nn.Module, state: dict[str, Tensor], out_dir: str | Pa
     to ``out_dir``, through a temporary sibling (a crash mid-write leaves the previous one whole)."""
     from safetensors.torch import save_file
 
+    from curio.export import swap_in
+
     out_dir = Path(out_dir)
-    tmp, old = out_dir.with_name(out_dir.name + ".tmp"), out_dir.with_name(out_dir.name + ".old")
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     config = model.peft_config[STUDENT].to_dict()
@@ -244,9 +246,4 @@ def export_adapter(model: nn.Module, state: dict[str, Tensor], out_dir: str | Pa
     config = {k: sorted(v) if isinstance(v, set) else v for k, v in config.items()}
     (tmp / "adapter_config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     save_file(adapter_state_dict(state), str(tmp / "adapter_model.safetensors"), metadata={"format": "pt"})
-    if out_dir.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        out_dir.rename(old)
-    tmp.rename(out_dir)
-    shutil.rmtree(old, ignore_errors=True)
-    return out_dir
+    return swap_in(tmp, out_dir)
