@@ -40,11 +40,13 @@ def report(info: dict[str, Any], name: str, preset: dict[str, Any], command: str
         f"# curio benchmarks: packed vs padded batches, preset `{name}`", "",
         f"- command: `{command}`",
         f"- commit: `{info['commit']}`{' (with uncommitted changes)' if info['dirty'] else ''}; {info['date']}",
-        f"- machine: {info['cpu']}, {info['cpu_cores_usable']} usable cores; torch threads: {preset['threads']}, no GPU",
+        f"- machine: {info['cpu']}, {info['cpu_cores_usable']} usable cores; torch threads: {preset['threads']},"
+        + (f" GPU {info['gpu']}" if info["gpu"] else " no GPU"),
         f"- `loss=ce`, precision {preset['precision']}; {preset['warmup_steps']} warm-up + {preset['steps']} measured"
         f" optimizer steps per process, {preset['rounds']} rounds (alternating order), steps pooled",
         "",
-        "| data | batches | median step (s) | real tokens / step | tokens/s | padding share | peak RSS | tokens/s / padded |",
+        f"| data | batches | median step (s) | real tokens / step | tokens/s | padding share |"
+        f" {'peak alloc' if preset['device'].startswith('cuda') else 'peak RSS'} | tokens/s / padded |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for dataset, pair in results["datasets"].items():

@@ -269,7 +269,8 @@ def run_data_step(preset: dict[str, Any], dataset: str, batching: str, out: str)
                       "data.max_response_tokens=1000000"]
     overrides += [
         "loss=ce", "data.val_size=0", f"data.micro_batch_size={spec['micro_batch_size']}", "logger=none",
-        "callbacks=none", "trainer=cpu", f"trainer.precision={preset['precision']}",
+        "callbacks=none", "trainer=gpu" if preset["device"].startswith("cuda") else "trainer=cpu",
+        f"trainer.precision={preset['precision']}",
         f"trainer.max_steps={preset['warmup_steps'] + preset['steps']}", "trainer.enable_model_summary=false",
         "trainer.accumulate_grad_batches=1", "optim.lr=1e-5", "sched.warmup_steps=0",
         f"cpu_keep_freed_memory={str(preset['cpu_keep_freed_memory']).lower()}",
