@@ -133,6 +133,8 @@ class SFTDataModule(L.LightningDataModule):
         pack_tokens: int | None = None,
     ):
         super().__init__()
+        if packing and pack_tokens is None:
+            raise ConfigError("data.packing=true needs data.pack_tokens, the token budget of one pack (e.g. 4096)")
         if packing:
             check_count("data.pack_tokens", pack_tokens)
         elif pack_tokens is not None:

@@ -110,7 +110,8 @@ def test_a_packed_run_trains_with_a_global_step_normaliser(tmp_path, compose_cfg
 def test_packing_settings_are_checked(tmp_path, compose_cfg, fast):
     from curio.cli import build
 
-    for overrides, message in ((["data.packing=true"], "data.pack_tokens=None: must be an integer >= 1"),
+    for overrides, message in ((["data.packing=true"], "data.packing=true needs data.pack_tokens"),
+                               (["data.packing=true", "data.pack_tokens=0"], "data.pack_tokens=0: must be an integer >= 1"),
                                (["data.pack_tokens=64"], "data.pack_tokens=64 applies only with data.packing=true")):
         cfg = compose_cfg(fast + overrides, tmp_path)
         with pytest.raises(ConfigError, match=message):
