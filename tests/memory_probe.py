@@ -1,7 +1,6 @@
 """A callback that records each rank's peak resident memory once the model is ready to train."""
 
 import json
-import resource
 from pathlib import Path
 
 import lightning as L
@@ -9,12 +8,17 @@ import lightning as L
 
 class PeakRSSAtTrainStart(L.Callback):
     """Writes ``<out>/rank<r>.json`` with the process's peak RSS (bytes) at the start of training:
-    model built, sharded, loaded, teacher taken, nothing trained yet."""
+    model built, sharded, loaded, teacher taken, nothing trained yet.
+
+    The peak is ``VmHWM``, this process image's own high-water mark: ``getrusage``'s ``ru_maxrss``
+    survives ``exec``, so a rank started by a large process (the test suite) would report its
+    parent's peak."""
 
     def __init__(self, out: str):
         self.out = Path(out)
 
     def on_train_start(self, trainer, pl_module):
         self.out.mkdir(parents=True, exist_ok=True)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        status = Path("/proc/self/status").read_text().splitlines()
+        peak = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
         (self.out / f"rank{trainer.global_rank}.json").write_text(json.dumps({"peak_rss": peak}))

@@ -36,7 +36,10 @@ EXPECTED: dict[str, tuple] = {
     "experiment=authors_qwen2_5_math_7b hydra.run.dir=outputs/train/runs/qwen7b_curio": AUTHORS_7B,
     "experiment=authors_qwen2_5_math_7b hydra.run.dir=outputs/train/runs/qwen7b_curio "
     "ckpt_path=outputs/train/runs/qwen7b_curio/checkpoints/last.ckpt": AUTHORS_7B,
-    "-m hydra/launcher=slurm hydra.launcher.partition=gpu experiment=authors_qwen2_5_math_7b seed=1,2,3": AUTHORS_7B,
+    "-m hydra/launcher=slurm hydra.launcher.partition=gpu experiment=authors_qwen2_5_math_7b trainer=fsdp "
+    "trainer.devices=8 seed=1,2,3 ckpt_path=auto": AUTHORS_7B,
+    # LoRA on SmolLM2 with the embedded data: the authors' lr and epochs, the tiny world's micro-batch.
+    "model=smollm2_135m model.lora.rank=16 loss=curio teacher=lagged": (1e-5, 8, 1, 1, 1, 3),
     "experiment=authors_qwen2_5_math_7b trainer.num_nodes=2 trainer.accumulate_grad_batches=8 "
     "hydra.run.dir=/shared/runs/qwen7b_curio": AUTHORS_7B_TWO_NODES,
     "experiment=authors_qwen2_5_math_7b trainer.num_nodes=2 trainer.accumulate_grad_batches=8 "
