@@ -203,11 +203,15 @@ def compose_config(name: str, overrides: list[str]) -> Any:
 
 
 def run_step(preset: dict[str, Any], loss: str, out: str) -> None:
+    with tempfile.TemporaryDirectory(prefix="curio-bench-") as folder:
+        _run_step(preset, loss, out, Path(folder))
+
+
+def _run_step(preset: dict[str, Any], loss: str, out: str, tmp: Path) -> None:
     from omegaconf import open_dict
 
     from curio.train import train
 
-    tmp = Path(tempfile.mkdtemp(prefix="curio-bench-"))
     write_data(tmp / "data.jsonl", preset)
     overrides = [
         *LOSSES[loss],
@@ -227,6 +231,7 @@ def run_step(preset: dict[str, Any], loss: str, out: str) -> None:
         cfg.paths.output_dir = str(tmp / "run")
         cfg.model.net.config = model_config(preset)
         cfg.trainer.enable_progress_bar = False
+        cfg.trainer.enable_checkpointing = False  # Lightning's default checkpoint at the end: GBs, unread
         cfg.callbacks = {"timer": {"_target_": "bench.workers.StepTimer", "out": out, "device": preset["device"]}}
     train(cfg)
 
@@ -256,12 +261,16 @@ BATCHING = {
 
 def run_data_step(preset: dict[str, Any], dataset: str, batching: str, out: str) -> None:
     """``loss=ce`` on one of the preset's ``datasets`` with one of the :data:`BATCHING` variants."""
+    with tempfile.TemporaryDirectory(prefix="curio-bench-data-") as folder:
+        _run_data_step(preset, dataset, batching, out, Path(folder))
+
+
+def _run_data_step(preset: dict[str, Any], dataset: str, batching: str, out: str, tmp: Path) -> None:
     from omegaconf import open_dict
 
     from curio.train import train
 
     spec = preset["datasets"][dataset]
-    tmp = Path(tempfile.mkdtemp(prefix="curio-bench-data-"))
     overrides = list(spec.get("overrides", []))
     if "rows" in spec:  # synthetic ragged traces on a model built from the preset's config
         write_ragged_data(tmp / "data.jsonl", spec)
@@ -284,6 +293,7 @@ def run_data_step(preset: dict[str, Any], dataset: str, batching: str, out: str)
         if "model" in spec:
             cfg.model.net.config = model_config(spec)
         cfg.trainer.enable_progress_bar = False
+        cfg.trainer.enable_checkpointing = False
         cfg.callbacks = {"timer": {"_target_": "bench.workers.StepTimer", "out": out, "device": preset["device"]}}
     train(cfg)
 
@@ -349,13 +359,17 @@ def run_teacher_parts(preset: dict[str, Any], out: str, reps: int = 5) -> None:
 # ---------------------------------------------------------------------------------- trl
 def run_trl(preset: dict[str, Any], out: str) -> None:
     """Vanilla SFT with TRL's ``SFTTrainer``: same model, tokens, batch, precision and checkpointing."""
+    with tempfile.TemporaryDirectory(prefix="curio-bench-trl-") as folder:
+        _run_trl(preset, out, Path(folder))
+
+
+def _run_trl(preset: dict[str, Any], out: str, tmp: Path) -> None:
     from datasets import Dataset
     from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
     from curio.models import build_causal_lm, byte_level_tokenizer
 
-    tmp = Path(tempfile.mkdtemp(prefix="curio-bench-trl-"))
     samples = write_data(tmp / "data.jsonl", preset)
     dataset = Dataset.from_list([{"input_ids": s["input_ids"], "completion_mask": s["loss_mask"]} for s in samples])
     torch.manual_seed(0)
