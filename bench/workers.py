@@ -309,7 +309,7 @@ def run_teacher_parts(preset: dict[str, Any], out: str, reps: int = 5) -> None:
     import copy
 
     from curio.models import build_causal_lm
-    from curio.ops import entropy, project, target_logprob, top_k_values
+    from curio.ops import entropy, project, target_logprob_at, top_k_values
     from curio.teacher.sync import lerp_, paired_tensors
     from curio.temperature import EntropyGuidedTemperature
 
@@ -342,11 +342,12 @@ def run_teacher_parts(preset: dict[str, Any], out: str, reps: int = 5) -> None:
                 times["output projection"] = times.get("output projection", 0.0) + t
                 t, ent = timed(lambda: entropy(z))
                 times["full-vocabulary entropy"] = times.get("full-vocabulary entropy", 0.0) + t
-                t, _ = timed(lambda: top_k_values(z, rule.top_k))
+                searched = z[ent > rule.gate_entropy]  # the tokens the rule takes a top K of
+                t, _ = timed(lambda: top_k_values(searched, rule.top_k))
                 times["top-K selection"] = times.get("top-K selection", 0.0) + t
                 t, temp = timed(lambda: rule(z, ent))  # includes its own top-K: subtracted below
                 times["tau rule (bisection, gate)"] = times.get("tau rule (bisection, gate)", 0.0) + t
-                t, _ = timed(lambda: target_logprob(z / temp.tau[:, None], targets[rows]))
+                t, _ = timed(lambda: target_logprob_at(z, targets[rows], temp.tau))
                 times["log q"] = times.get("log q", 0.0) + t
             times["tau rule (bisection, gate)"] -= times["top-K selection"]
             t, _ = timed(lambda: lerp_(*paired_tensors(teacher, student), 0.99))

@@ -11,6 +11,7 @@ normaliser ``log sum exp(z - max)`` is a small number, summed apart from its lea
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -21,26 +22,109 @@ _FLOAT32_MIN = torch.finfo(torch.float32).min
 def entropy(logits: Tensor) -> Tensor:
     """``[..., V] -> [...]`` entropy (nats) of ``softmax(logits)``, in float32, differentiable.
 
-    With ``s = z - max(z)`` and ``e = exp(s)``: ``H = log Z - sum_v e_v s_v / Z``, where
-    ``Z = 1 + (the sum of e without the maximum's 1)``. Summing the small terms apart from the
-    leading 1 keeps float32 accurate where it matters most, on near-deterministic rows: within
-    ~1e-6 nats of a float64 computation at V = 151,936 (about 1e-8 near the CurioSFT gate), with no
-    ``[.., V]`` buffer beyond float32 ones. Logits of ``-inf`` (masked vocabulary) contribute
-    nothing, and their gradient is 0, never NaN. A row that is entirely ``-inf`` has no entropy (NaN).
+    With ``s = z - max(z)`` and ``e = exp(s)``: the ``c`` maxima (``s = 0``; one unless tied) each
+    put 1 in the normaliser ``Z = c + r`` and nothing in ``W = sum_v e_v s_v``, so
+    ``H = log c + log1p(r / c) - W / Z`` with ``r`` the sum of the *other* terms, picked out by
+    ``-sign(s)`` (a multiplication, cheaper than locating the maximum). Summing them apart from
+    the leading 1s keeps float32 accurate where it matters most, on near-deterministic rows: within
+    ~1e-6 nats of a float64 computation at V = 151,936 (about 1e-8 near the CurioSFT gate). Logits
+    of ``-inf`` (masked vocabulary) contribute nothing, and their gradient is 0, never NaN. A row
+    that is entirely ``-inf`` has no entropy (NaN).
+
+    Without autograd the same operations run in place, a cache-sized block of rows at a time
+    (:func:`_row_blocks`), so their passes over a row read it from the core's cache rather than
+    from memory: bitwise the same values, 3x faster at V = 49,152 (docs/benchmarks.md).
     """
     z = logits.float()
-    top, where = z.max(dim=-1, keepdim=True)
-    s = z - top
-    if torch.is_grad_enabled() and s.requires_grad:
-        s = s.clamp(min=_FLOAT32_MIN)  # -inf -> a finite number whose weight e is 0
-        rest = s.exp().scatter(-1, where, 0.0)
-        total = 1.0 + rest.sum(dim=-1)
-        return total.log() - (rest * s).sum(dim=-1) / total
-    # Without autograd the same formula, in place: two [.., V] buffers in all.
-    rest = s.exp().scatter_(-1, where, 0.0)
-    total = 1.0 + rest.sum(dim=-1)
-    weighted = s.clamp_(min=_FLOAT32_MIN).mul_(rest).sum(dim=-1)
-    return total.log() - weighted / total
+    if torch.is_grad_enabled() and z.requires_grad:
+        s = _shifted(z)
+        return _entropy_from_sums(_entropy_sums(s, s.sign()), z.shape[-1])
+    rows = z.reshape(-1, z.shape[-1])
+    sums = torch.empty((3, rows.shape[0]), dtype=torch.float32, device=z.device)
+    scratch = torch.empty((3, _block_rows(rows), rows.shape[-1]), device=z.device)  # reused by every block
+    for block in _row_blocks(rows):
+        s, sign, e = scratch[:, : rows[block].shape[0]]
+        _shifted(rows[block], out=s)
+        _entropy_sums(s, torch.sign(s, out=sign), e, out=sums[:, block], overwrite_s=True)
+    return _entropy_from_sums(sums, rows.shape[-1]).view(z.shape[:-1])
+
+
+def _shifted(z: Tensor, out: Tensor | None = None) -> Tensor:
+    """``z - max(z)`` per row, with ``-inf`` made a finite number (whose exp is 0)."""
+    return torch.sub(z, z.amax(dim=-1, keepdim=True), out=out).clamp_(min=_FLOAT32_MIN)
+
+
+def _entropy_sums(s: Tensor, sign: Tensor, e: Tensor | None = None, out: Tensor | None = None,
+                  overwrite_s: bool = False) -> Tensor:
+    """``[3, m]``: per row of ``s`` (``[m, V]``, largest value exactly 0) the sums :func:`entropy`
+    needs: ``sum e s``, ``sum sign(s)`` and ``-sum e sign(s)`` (the terms other than the maxima').
+    ``e`` is an ``[m, V]`` scratch buffer and ``out`` the result's (None: new); ``overwrite_s``
+    lets the products be written into ``s`` (no autograd)."""
+    e = torch.exp(s, out=e)
+    if torch.is_grad_enabled() and s.requires_grad:  # autograd: no writing into a buffer
+        return torch.stack([(e * s).sum(dim=-1), sign.sum(dim=-1), -(e * sign).sum(dim=-1)])
+    sums = torch.empty((3, s.shape[0]), device=s.device) if out is None else out
+    product = s if overwrite_s else None
+    torch.sum(torch.mul(e, s, out=product), dim=-1, out=sums[0])
+    torch.sum(sign, dim=-1, out=sums[1])
+    torch.sum(torch.mul(e, sign, out=product), dim=-1, out=sums[2]).neg_()
+    return sums
+
+
+def _entropy_from_sums(sums: Tensor, vocab: int) -> Tensor:
+    """:func:`entropy` from :func:`_entropy_sums`."""
+    weighted, signs, rest = sums
+    maxima = vocab + signs
+    return maxima.log() + torch.log1p(rest / maxima) - weighted / (maxima + rest)
+
+
+class EntropyAtTemperatures:
+    """``H(softmax(logits / tau))`` of the same rows at many per-row temperatures: what the
+    entropy-guided rule's bisection asks of the top-K logits twenty-odd times.
+
+    :func:`entropy` of ``logits / tau[:, None]``, bitwise, without redoing per call the work that
+    does not depend on tau (the shift by the maximum, the masking, the maxima's signs).
+
+    Args:
+        logits: ``[m, V]`` float32 logits, no gradient.
+    """
+
+    def __init__(self, logits: Tensor):
+        self.shifted = _shifted(logits.float())
+        self.sign = self.shifted.sign()
+        self._scratch = torch.empty((2, _block_rows(self.shifted), self.shifted.shape[-1]), device=logits.device)
+
+    def __call__(self, tau: Tensor | float) -> Tensor:
+        """``[m]`` (or scalar) temperatures ``-> [m]`` entropies, a cache-sized block at a time."""
+        sums = torch.empty((3, self.shifted.shape[0]), device=self.shifted.device)
+        for block in _row_blocks(self.shifted):
+            heated, e = self._scratch[:, : self.shifted[block].shape[0]]
+            torch.div(self.shifted[block], tau[block, None] if isinstance(tau, Tensor) else tau, out=heated)
+            _entropy_sums(heated, self.sign[block], e, out=sums[:, block], overwrite_s=True)
+        return _entropy_from_sums(sums, self.shifted.shape[-1])
+
+    def rows(self, index: Tensor) -> EntropyAtTemperatures:
+        """The same, for the rows ``index`` only."""
+        subset = EntropyAtTemperatures.__new__(EntropyAtTemperatures)
+        subset.shifted, subset.sign, subset._scratch = self.shifted[index], self.sign[index], self._scratch
+        return subset
+
+
+# The no-grad paths take rows in blocks of about this many bytes of float32 logits: small enough
+# for a core's L2 cache, so a formula's several passes over a block read it from cache (measured
+# 2-4x faster than whole-chunk passes on a CPU at V = 19k-49k, docs/benchmarks.md).
+_BLOCK_BYTES = 1 << 19
+
+
+def _block_rows(rows: Tensor) -> int:
+    """Rows of ``rows`` (``[n, V]``) per block: about :data:`_BLOCK_BYTES` of float32, at least one."""
+    return max(1, _BLOCK_BYTES // (4 * max(1, rows.shape[-1])))
+
+
+def _row_blocks(rows: Tensor) -> list[slice]:
+    """Slices of the ``[n, V]`` ``rows``, :func:`_block_rows` rows each."""
+    size = _block_rows(rows)
+    return [slice(start, start + size) for start in range(0, rows.shape[0], size)]
 
 
 def log_softmax(logits: Tensor) -> Tensor:
@@ -70,28 +154,49 @@ def target_logprob(logits: Tensor, targets: Tensor) -> Tensor:
     return logits.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
 
 
-def top_k_values(z: Tensor, k: int, groups: int = 8) -> Tensor:
+def target_logprob_at(logits: Tensor, targets: Tensor, temperatures: Tensor) -> Tensor:
+    """``[n, V], [n], [n] -> [n]`` ``log softmax(logits[i] / temperatures[i])[targets[i]]``, no gradient.
+
+    The CurioSFT teacher's ``log q`` at each token's own temperature: the same value as
+    ``target_logprob(logits / temperatures[:, None], targets)`` (to float32 rounding, ~2e-6),
+    without its ``[n, V]`` copy of the heated logits: the rows are heated and summed a
+    cache-sized block at a time (:func:`_row_blocks`).
+    """
+    z = logits.float()
+    gold, normaliser = (torch.empty(z.shape[0], dtype=torch.float32, device=z.device) for _ in range(2))
+    buffer = torch.empty_like(z[: _block_rows(z)])
+    inverse = temperatures.float().reciprocal()[:, None]
+    with torch.no_grad():
+        for block in _row_blocks(z):
+            rows = z[block]
+            s = torch.sub(rows, rows.amax(dim=-1, keepdim=True), out=buffer[: rows.shape[0]]).mul_(inverse[block])
+            torch.gather(s, -1, targets[block, None], out=gold[block, None])
+            torch.sum(s.exp_(), dim=-1, out=normaliser[block])
+    return gold - normaliser.log()
+
+
+def top_k_values(z: Tensor, k: int) -> Tensor:
     """``[n, V] -> [n, k]`` the k largest values of every row (unordered), exactly as ``z.topk``.
 
-    Two selections over short rows instead of one over the vocabulary: split the first
-    ``width * groups`` values of each row (``width = V // groups``) into ``width`` strided groups
-    of ``groups`` values (``z[j], z[j + width], ...``), keep the k groups with the largest maxima,
-    and take the top k of their ``groups * k`` values plus the ``V % groups`` left over. Exact: a
-    group holding one of the row's k largest values has a maximum at least that large, and at most
-    k groups can (each such maximum is itself one of the k largest), so the kept groups hold all of
-    them (with ties, equally many copies of the tied value). No ``[n, V]`` copy is made. About 2x
-    faster than one ``topk`` over 19k-152k logits on a CPU, where ``topk`` was the dearest step.
+    On the CPU (float32/float64, no gradient) through numpy's ``partition`` (introselect, values
+    only, a cache-sized block of rows at a time): at K = 512 over V = 19k-49k logits about 5x
+    faster than ``topk``, which keeps indices and was the teacher statistics' dearest step
+    (docs/benchmarks.md). Elsewhere ``topk`` itself.
     """
-    z = z.contiguous()  # the grouping below is a view of each row (a no-op for a Linear's output)
+    if z.device.type == "cpu" and z.dtype in (torch.float32, torch.float64) and not z.requires_grad:
+        return _top_k_values_numpy(z, k)
+    return z.topk(k, dim=-1, sorted=False).values
+
+
+def _top_k_values_numpy(z: Tensor, k: int) -> Tensor:
+    """:func:`top_k_values` on the CPU: ``numpy.partition`` leaves each row's k largest values
+    (ties included, as many copies as ``topk`` keeps) in its last k places."""
     n, vocab = z.shape
-    width = vocab // groups
-    if width <= k:  # too few groups to leave any out
-        return z.topk(k, dim=-1, sorted=False).values
-    strided = z[:, : width * groups].view(n, groups, width)  # group j: column j
-    kept = strided.amax(dim=1).topk(k, dim=-1, sorted=False).indices  # [n, k]
-    candidates = strided.gather(2, kept[:, None, :].expand(n, groups, k)).reshape(n, groups * k)
-    candidates = torch.cat([candidates, z[:, width * groups :]], dim=-1)
-    return candidates.topk(k, dim=-1, sorted=False).values
+    rows = z.numpy()
+    out = np.empty((n, k), dtype=rows.dtype)
+    for block in _row_blocks(z):
+        out[block] = np.partition(rows[block], vocab - k, axis=-1)[:, vocab - k :]
+    return torch.from_numpy(out)
 
 
 def project(head: nn.Module, hidden: Tensor, float32: bool = False) -> Tensor:

@@ -74,3 +74,15 @@ def test_ragged_rows_are_long_tailed_within_their_bounds(tmp_path):
     assert len(rows) == spec["rows"]
     assert spec["response_chars"]["min"] <= lengths[0] and lengths[-1] <= spec["response_chars"]["max"]
     assert lengths[len(lengths) // 2] < 0.5 * lengths[-1]  # ragged: the median far below the longest
+
+
+def test_teacher_stats_logit_kinds_are_what_the_report_says():
+    """flat: every token at tau_max; spread: mostly bisected; traces: 60% gated (small shapes)."""
+    from bench.teacher_stats import logits, time_parts
+
+    flat, spread, traces = (time_parts(logits(kind, 50, 5000), reps=1) for kind in ("flat", "spread", "traces"))
+    assert flat["at_max"] == 1.0
+    assert spread["interior"] > 0.7 and spread["gated"] == 0.0
+    assert traces["gated"] == pytest.approx(0.6) and traces["interior"] > 0.2
+    assert set(flat["median_ms"]) == {"full-vocabulary entropy", "tau rule (top-K, bisection, gate)", "log q",
+                                      "all (CurioLoss.teacher_stats)"}

@@ -8,7 +8,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from curio.ops import computes_in_float32, entropy, log_softmax, project, target_logprob, top_k_values
+from curio.ops import (
+    EntropyAtTemperatures,
+    computes_in_float32,
+    entropy,
+    log_softmax,
+    project,
+    target_logprob,
+    target_logprob_at,
+    top_k_values,
+)
 
 QWEN_VOCAB = 151_936
 GATE = 0.03  # the CurioSFT gate (spec section 5)
@@ -166,22 +175,70 @@ def test_project_in_float32_ignores_autocast_and_bf16_weights() -> None:
     assert computes_in_float32(head, hidden) and torch.equal(project(head, hidden, float32=True), head(hidden))
 
 
-@pytest.mark.parametrize(("vocab", "k", "groups"), [(5000, 512, 8), (4099, 100, 8), (1000, 64, 3), (520, 64, 8), (4000, 7, 1)])
-def test_top_k_values_are_exactly_topks(vocab: int, k: int, groups: int) -> None:
+@pytest.mark.parametrize(("vocab", "k"), [(5000, 512), (4099, 100), (1000, 64), (520, 520), (4000, 1)])
+def test_top_k_values_are_exactly_topks(vocab: int, k: int) -> None:
+    """The CPU path (numpy's partition, in row blocks) keeps what ``topk`` keeps, ties included."""
     gen = torch.Generator().manual_seed(vocab)
-    flat = torch.randn(3, vocab, generator=gen)
+    flat = torch.randn(300, vocab, generator=gen)  # more rows than one block holds
     peaked = flat * 30
-    ties = torch.randint(0, 4, (3, vocab), generator=gen).float()  # most of the top k tie
+    ties = torch.randint(0, 4, (300, vocab), generator=gen).float()  # most of the top k tie
     clustered = flat.clone()
     clustered[:, : 2 * k] += 50  # the top k all in a few neighbouring columns
     masked = flat.clone()
     masked[:, vocab // 3:] = float("-inf")  # a masked vocabulary: -inf rows as well as padding
-    tail = flat.clone()
-    tail[:, -(vocab % groups or 1):] += 50  # the columns left over after the groups lead the row
     strided_rows = torch.randn(vocab, 3, generator=gen).T  # not contiguous
-    for z in (flat, peaked, ties, clustered, masked, tail, strided_rows):
-        got = top_k_values(z, k, groups)
-        assert got.shape == (3, k)
+    for z in (flat, peaked, ties, clustered, masked, strided_rows, flat.double()):
+        got = top_k_values(z, k)
+        assert got.shape == (z.shape[0], k) and got.dtype == z.dtype
         assert torch.equal(got.sort(-1).values, z.topk(k, dim=-1).values.sort(-1).values)
+    with_grad = flat[:2].clone().requires_grad_()  # the other path: topk itself
+    assert torch.equal(top_k_values(with_grad, k).sort(-1).values, flat[:2].topk(k, dim=-1).values.sort(-1).values)
 
 
+def test_target_logprob_at_per_row_temperatures_matches_float64() -> None:
+    """The teacher's log q at each row's own temperature, in row blocks, against float64; the same
+    value as heating the logits first (within float32 rounding)."""
+    z = torch.cat([qwen_sized_rows(), torch.randn(200, QWEN_VOCAB) * 4])  # peaked, flat, many blocks
+    g = torch.Generator().manual_seed(5)
+    y = torch.randint(QWEN_VOCAB, (z.shape[0],), generator=g)
+    y[-40:] = 7  # the peaked rows' likely token too
+    y[:4] = z[:4].argmax(-1)
+    tau = 1.1 + 0.4 * torch.rand(z.shape[0], generator=g)
+    ref = torch.log_softmax(z.double() / tau.double()[:, None], -1).gather(-1, y[:, None]).squeeze(-1)
+    got = target_logprob_at(z, y, tau)
+    assert got.dtype == torch.float32 and not got.requires_grad
+    assert (got.double() - ref).abs().max() <= 5e-6
+    torch.testing.assert_close(got, target_logprob(z / tau[:, None], y), rtol=0, atol=5e-6)
+    masked = z[:3].clone()
+    masked[0, y[0]] = float("-inf")
+    out = target_logprob_at(masked, y[:3], tau[:3])
+    assert out[0] == float("-inf") and torch.isfinite(out[1:]).all()
+
+
+def test_entropy_in_row_blocks_equals_one_pass_and_any_shape() -> None:
+    """The no-grad path (row blocks) gives bitwise the values of the differentiable one, on
+    inputs of any leading shape and rows spanning several blocks."""
+    z = torch.randn(3, 70, 5000) * torch.linspace(0.1, 30, 70)[None, :, None]
+    with torch.no_grad():
+        blocked = entropy(z)
+    assert blocked.shape == (3, 70)
+    assert torch.equal(blocked, entropy(z.clone().requires_grad_()).detach())
+    torch.testing.assert_close(blocked.double(), entropy64(z.reshape(-1, 5000)).view(3, 70), rtol=0, atol=2e-6)
+    assert entropy(torch.zeros(0, 10)).shape == (0,)
+
+
+def test_entropy_at_temperatures_is_entropy_of_heated_logits() -> None:
+    """What the tau rule's bisection evaluates: bitwise ``entropy(logits / tau)``, per-row or one
+    temperature, on a subset of rows too, with masked (-inf) logits and rows over several blocks."""
+    g = torch.Generator().manual_seed(6)
+    z = torch.randn(700, 512, generator=g) * torch.linspace(0.1, 30, 700)[:, None]
+    z[::7, 100:] = float("-inf")
+    z = z - z.amax(-1, keepdim=True)  # as the rule hands it over: largest value 0
+    tau = 1.1 + 0.4 * torch.rand(700, generator=g)
+    at = EntropyAtTemperatures(z)
+    with torch.no_grad():
+        assert torch.equal(at(tau), entropy(z / tau[:, None]))
+        assert torch.equal(at(1.3), entropy(z / 1.3))
+        rows = torch.tensor([3, 7, 500, 699])
+        assert torch.equal(at.rows(rows)(tau[rows]), entropy(z[rows] / tau[rows, None]))
+    torch.testing.assert_close(at(tau).double(), entropy64(z / tau[:, None]), rtol=0, atol=2e-6)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from curio.losses.base import TeacherChunk, TokenLoss
-from curio.ops import entropy, target_logprob
+from curio.ops import entropy, target_logprob, target_logprob_at
 from curio.temperature import TemperatureRule
 
 
@@ -48,7 +48,7 @@ class CurioLoss(TokenLoss):
         z = teacher.logits
         h = entropy(z) if teacher.entropy is None else teacher.entropy
         temp = self.temperature(z, h)
-        logq = target_logprob(z / temp.tau[:, None], targets)
+        logq = target_logprob_at(z, targets, temp.tau)
         return {
             "logq": logq,
             "tau": temp.tau,

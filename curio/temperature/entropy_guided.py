@@ -24,8 +24,9 @@ class EntropyGuidedTemperature(TemperatureRule):
         tau    = tau_min where the full-vocabulary entropy H(softmax(z)) <= gate_entropy
 
     Everything runs in float32 whatever the logits' dtype (bf16 would quantise tau to steps of
-    about 0.008), vectorised over tokens: each bisection step evaluates every token at once on
-    ``[n, K]`` values, so the cost is ``iterations`` passes over ``[n, K]``, never ``[n, V]``.
+    about 0.008), vectorised over tokens: only tokens the gate leaves open get a top K, and each
+    bisection step evaluates every token not clamped to tau_min or tau_max at once on its ``[K]``
+    values, so the search costs ``iterations`` passes over at most ``[n, K]``, never ``[n, V]``.
 
     Args (authors' defaults):
         top_k: K, logits kept for the entropy that picks tau; clipped to the vocabulary size.
@@ -71,29 +72,43 @@ class EntropyGuidedTemperature(TemperatureRule):
         z = logits.float()
         if entropy is None:
             entropy = ops.entropy(z)
-        top = ops.top_k_values(z, min(self.top_k, z.shape[-1]))  # [n, K]
-        # Shifting the largest logit to 0 before dividing by tau keeps float32 rounding away from
-        # the probable tokens, which carry the entropy (softmax is shift-invariant).
-        top = top - top.amax(dim=-1, keepdim=True)
-        h0 = ops.entropy(top)
-        target = h0 + self.delta(h0)
-        at_min = target <= ops.entropy(top / self.tau_min)
-        at_max = ~at_min & (target >= ops.entropy(top / self.tau_max))
-
-        # H_K rises with tau, so keep [lo, hi] around the root for every token at once.
-        lo = torch.full_like(h0, self.tau_min)
-        hi = torch.full_like(h0, self.tau_max)
-        for _ in range(self.iterations):
-            mid = (lo + hi) / 2
-            hot_enough = ops.entropy(top / mid[:, None]) >= target
-            hi = torch.where(hot_enough, mid, hi)
-            lo = torch.where(hot_enough, lo, mid)
-        tau = (lo + hi) / 2
-
         gated = (
             entropy.float() <= self.gate_entropy
             if self.gate_entropy is not None
-            else torch.zeros_like(at_min)
+            else torch.zeros(z.shape[0], dtype=torch.bool, device=z.device)
         )
-        tau = torch.where(at_min | gated, self.tau_min, torch.where(at_max, self.tau_max, tau))
-        return TemperatureResult(tau=tau, gated=gated, at_min=at_min & ~gated, at_max=at_max & ~gated)
+        tau = torch.full_like(entropy, self.tau_min, dtype=torch.float32)
+        at_min, at_max = torch.zeros_like(gated), torch.zeros_like(gated)
+        # A gated token's tau is tau_min whatever its top K: only the others are searched (on
+        # real reasoning traces most tokens are near-deterministic).
+        searched = (~gated).nonzero().squeeze(-1)
+        if searched.numel():
+            rows = z if searched.numel() == z.shape[0] else z[searched]
+            tau[searched], at_min[searched], at_max[searched] = self._search(rows)
+        return TemperatureResult(tau=tau, gated=gated, at_min=at_min, at_max=at_max)
+
+    def _search(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``[m, V] -> ([m], [m], [m])`` tau of each row by the top-K rule, and whether it is
+        clamped at tau_min / tau_max."""
+        top = ops.top_k_values(z, min(self.top_k, z.shape[-1]))  # [m, K]
+        # Shifting the largest logit to 0 before dividing by tau keeps float32 rounding away from
+        # the probable tokens, which carry the entropy (softmax is shift-invariant).
+        h_k = ops.EntropyAtTemperatures(top - top.amax(dim=-1, keepdim=True))
+        h0 = h_k(1.0)
+        target = h0 + self.delta(h0)
+        at_min = target <= h_k(self.tau_min)
+        at_max = ~at_min & (target >= h_k(self.tau_max))
+        tau = torch.where(at_min, self.tau_min, self.tau_max)
+
+        # H_K rises with tau, so keep [lo, hi] around the root of every unclamped row at once.
+        open_rows = (~at_min & ~at_max).nonzero().squeeze(-1)
+        h_k, target = h_k.rows(open_rows), target[open_rows]
+        lo = torch.full_like(target, self.tau_min)
+        hi = torch.full_like(target, self.tau_max)
+        for _ in range(self.iterations):
+            mid = (lo + hi) / 2
+            hot_enough = h_k(mid) >= target
+            hi = torch.where(hot_enough, mid, hi)
+            lo = torch.where(hot_enough, lo, mid)
+        tau[open_rows] = (lo + hi) / 2
+        return tau, at_min, at_max
