@@ -60,13 +60,26 @@ class Collator:
         attention_mask = torch.zeros((batch, width), dtype=torch.long)
         labels = torch.full((batch, width), IGNORE, dtype=torch.long)
         for b, sample in enumerate(samples):
-            ids = torch.tensor(sample["input_ids"], dtype=torch.long)
-            mask = torch.tensor(sample["loss_mask"], dtype=torch.bool)
+            ids, row_labels = row_tensors(sample)
             n = ids.numel()
             input_ids[b, :n] = ids
             attention_mask[b, :n] = 1
-            # Position t predicts token t + 1; it carries a loss when token t + 1 is supervised.
-            labels[b, : n - 1] = torch.where(mask[1:], ids[1:], IGNORE)
-        step = samples[0].get("step_loss_tokens")
-        step_tokens = int((labels != IGNORE).sum()) if step is None else step
-        return SFTBatch(input_ids, attention_mask, labels, torch.tensor(step_tokens, dtype=torch.long))
+            labels[b, :n] = row_labels
+        return SFTBatch(input_ids, attention_mask, labels, step_loss_tokens(samples[0], labels))
+
+
+def row_tensors(sample: dict) -> tuple[Tensor, Tensor]:
+    """One encoded row's ``[n]`` token ids and ``[n]`` shifted labels: position t predicts token
+    t + 1 and carries a loss when token t + 1 is supervised; the last position predicts nothing."""
+    ids = torch.tensor(sample["input_ids"], dtype=torch.long)
+    mask = torch.tensor(sample["loss_mask"], dtype=torch.bool)
+    labels = torch.full_like(ids, IGNORE)
+    labels[:-1] = torch.where(mask[1:], ids[1:], IGNORE)
+    return ids, labels
+
+
+def step_loss_tokens(first: dict, labels: Tensor) -> Tensor:
+    """The batch's ``step_loss_tokens``: the optimizer step's count the sampler put on its rows
+    (``first``, any of them), else (validation) the batch's own."""
+    step = first.get("step_loss_tokens")
+    return torch.tensor(int((labels != IGNORE).sum()) if step is None else step, dtype=torch.long)

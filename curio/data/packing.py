@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import torch
 
-from curio.data.collate import IGNORE, Collator, SFTBatch
+from curio.data.collate import IGNORE, SFTBatch, row_tensors, step_loss_tokens
 from curio.errors import ConfigError
 
 
@@ -58,12 +58,12 @@ def pack_rows(lengths: Sequence[int], budget: int) -> list[list[int]]:
 class PackCollator:
     """``[[row item, ...] per pack] -> SFTBatch`` with ``position_ids`` and no padding between rows.
 
-    Each row item is ``{"input_ids", "loss_mask", "step_loss_tokens"?}`` as for :class:`Collator`,
-    whose per-row labels it reuses.
+    Each row item is ``{"input_ids", "loss_mask", "step_loss_tokens"?}`` as for
+    :class:`~curio.data.collate.Collator`, and gets the same per-row labels
+    (:func:`~curio.data.collate.row_tensors`).
     """
 
     def __init__(self, pad_token_id: int):
-        self.rows = Collator(pad_token_id)
         self.pad_token_id = pad_token_id
 
     def __call__(self, packs: list[list[dict]]) -> SFTBatch:
@@ -76,14 +76,12 @@ class PackCollator:
         for b, pack in enumerate(packs):
             start = 0
             for row in pack:
-                one = self.rows([row])  # the row alone: its ids and its own shifted labels
-                n = one.input_ids.shape[1]
-                input_ids[b, start : start + n] = one.input_ids[0]
-                labels[b, start : start + n] = one.labels[0]
+                ids, row_labels = row_tensors(row)
+                n = ids.numel()
+                input_ids[b, start : start + n] = ids
+                labels[b, start : start + n] = row_labels
                 attention_mask[b, start : start + n] = 1
                 position_ids[b, start : start + n] = torch.arange(n)
                 start += n
             position_ids[b, start:] = torch.arange(width - start)  # the padding: a segment of its own
-        step = packs[0][0].get("step_loss_tokens")
-        step_tokens = int((labels != IGNORE).sum()) if step is None else step
-        return SFTBatch(input_ids, attention_mask, labels, torch.tensor(step_tokens, dtype=torch.long), position_ids)
+        return SFTBatch(input_ids, attention_mask, labels, step_loss_tokens(packs[0][0], labels), position_ids)
