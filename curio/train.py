@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-from hydra.utils import get_class, get_method
+from hydra.utils import get_class
 from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.strategies import ModelParallelStrategy
 from omegaconf import DictConfig, OmegaConf
@@ -117,26 +116,20 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
 def build_model(cfg: DictConfig, tokenizer: Any, **kwargs: Any) -> Any:
     """``cfg.model.net``, checked against its tokenizer (the last and dearest part of a run).
 
-    Under a sharded strategy (``trainer=fsdp``) a model read from a checkpoint is built on the meta
-    device unless ``model.net.init_device`` says otherwise: each rank then loads its own shards
-    once sharded (``curio.models.sharded_loading``), instead of the whole model. Not with LoRA,
+    A model config read from a checkpoint offers ``init_device`` (``conf/model/``); left null, it
+    is ``meta`` under a sharded strategy (``trainer=fsdp``): each rank then loads its own shards
+    once sharded (``curio.models.sharded_loading``) instead of the whole model. Not with LoRA,
     whose adapters are created with the model's weights.
     """
     net = cfg.model.net
-    if (_is_sharded(cfg.trainer.get("strategy")) and "init_device" in _parameters(net.get("_target_"))
-            and net.get("init_device") is None and not OmegaConf.select(cfg, "model.lora.rank", default=0)):
+    if ("init_device" in net and net.init_device is None and _is_sharded(cfg.trainer.get("strategy"))
+            and not OmegaConf.select(cfg, "model.lora.rank", default=0)):
         kwargs["init_device"] = "meta"
     model = build(net, "model.net", **kwargs)
     vocab = model.get_output_embeddings().weight.shape[0]
     if len(tokenizer) > vocab:
         raise ConfigError(f"the tokenizer has {len(tokenizer)} tokens but the model's output layer only {vocab}")
     return model
-
-
-def _parameters(target: str | None) -> set[str]:
-    if not target:
-        return set()
-    return set(inspect.signature(get_method(target)).parameters)
 
 
 def fit(trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDataModule, cfg: DictConfig,

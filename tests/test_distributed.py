@@ -236,7 +236,7 @@ def test_fsdp_ranks_load_only_their_shards_of_a_checkpoint(runs, repo_root, data
         "model=export", f"model.path={folder}", "trainer.max_steps=2", "~callbacks.hf_export", "data.val_size=0",
         "~callbacks.model_checkpoint"]
     peaks = {}
-    for name, extra in (("meta", []), ("whole", ["+model.net.init_device=cpu"])):
+    for name, extra in (("meta", []), ("whole", ["model.net.init_device=cpu"])):
         probe = ["+callbacks.rss._target_=tests.memory_probe.PeakRSSAtTrainStart", f"+callbacks.rss.out={runs / name}_rss"]
         run_train(base + extra + probe, runs / f"load_{name}", repo_root)
         peaks[name] = [json.loads((runs / f"{name}_rss" / f"rank{r}.json").read_text())["peak_rss"] for r in (0, 1)]

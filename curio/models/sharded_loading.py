@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -43,9 +45,13 @@ def checkpoint_folder(name_or_path: str, revision: str | None = None) -> Path:
 
 class SafetensorsReader:
     """Reads rows of named tensors from a checkpoint folder's ``*.safetensors`` files (one file or
-    an index of shards), touching only the rows asked for."""
+    an index of shards), touching only the rows asked for. A context manager: each file is opened
+    (memory-mapped) once, on first use, and closed on exit."""
 
     def __init__(self, folder: Path):
+        from safetensors import safe_open
+
+        self._open = safe_open
         index = folder / "model.safetensors.index.json"
         if index.is_file():
             weight_map = json.loads(index.read_text())["weight_map"]
@@ -55,24 +61,31 @@ class SafetensorsReader:
             if not single.is_file():
                 raise FileNotFoundError(f"{folder}: no model.safetensors or model.safetensors.index.json to load "
                                         "shard by shard (trainer=fsdp); convert the checkpoint to safetensors")
-            from safetensors import safe_open
-
             with safe_open(str(single), framework="pt") as f:
                 self.files = {name: single for name in f.keys()}
         self.folder = folder
+        self._handles: dict[Path, Any] = {}  # file -> its open safe_open handle
+        self._stack = ExitStack()
+
+    def __enter__(self) -> SafetensorsReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+        self._handles.clear()
 
     def __contains__(self, name: str) -> bool:
         return name in self.files
 
     def rows(self, name: str, start: int, stop: int) -> Tensor:
         """``tensor[start:stop]`` (dimension 0) of ``name``; a 0-d tensor whole."""
-        from safetensors import safe_open
-
-        with safe_open(str(self.files[name]), framework="pt") as f:
-            part = f.get_slice(name)
-            if len(part.get_shape()) == 0:
-                return f.get_tensor(name)
-            return part[start:stop]
+        file = self.files[name]
+        if file not in self._handles:
+            self._handles[file] = self._stack.enter_context(self._open(str(file), framework="pt"))
+        part = self._handles[file].get_slice(name)
+        if len(part.get_shape()) == 0:
+            return self._handles[file].get_tensor(name)
+        return part[start:stop]
 
 
 def load_local_shards(model: nn.Module, device: torch.device) -> None:
@@ -85,15 +98,20 @@ def load_local_shards(model: nn.Module, device: torch.device) -> None:
     Raises:
         ValueError: a parameter the checkpoint does not hold.
     """
+    folder = Path(getattr(model, CHECKPOINT_ATTR))
+    with SafetensorsReader(folder) as reader:
+        _fill_local_shards(model, device, reader)
+    log.info("loaded this rank's shards of %s from %s", type(model).__name__, folder)
+
+
+def _fill_local_shards(model: nn.Module, device: torch.device, reader: SafetensorsReader) -> None:
     from torch.distributed.tensor import DTensor
     from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
 
-    folder = Path(getattr(model, CHECKPOINT_ATTR))
-    reader = SafetensorsReader(folder)
     names = [name for name, _ in model.named_parameters()]
     missing = [name for name in names if name not in reader]
     if missing:
-        raise ValueError(f"{folder} holds no {missing[:3]} ({len(missing)} parameters missing): cannot load "
+        raise ValueError(f"{reader.folder} holds no {missing[:3]} ({len(missing)} parameters missing): cannot load "
                          f"{type(model).__name__} shard by shard")
     buffers = {name: b for name, b in model.named_buffers()}
     model.to_empty(device=device)  # parameters: this rank's shards, not yet filled
@@ -110,4 +128,3 @@ def load_local_shards(model: nn.Module, device: torch.device) -> None:
                 local.copy_(reader.rows(name, start, start + shape[0]).view(local.shape))
             else:
                 param.copy_(reader.rows(name, 0, param.shape[0] if param.dim() else 0))
-    log.info("loaded this rank's shards of %s from %s", type(model).__name__, folder)
