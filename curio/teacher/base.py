@@ -89,15 +89,12 @@ class CopyTeacher(Teacher):
     def __init__(self, dtype: str | None = None, fp32_logits: bool = True):
         super().__init__(fp32_logits=fp32_logits)
         self.param_dtype = parse_dtype(dtype, "teacher.dtype")
-        self.model: nn.Module | None = None
-        # A LoRA student: the student itself (in a list, so not a second registered submodule)
-        # and the adapter the teacher runs it with (None: adapters off).
-        self._lora_host: list[nn.Module] = []
-        self._lora_adapter: str | None = None
+        self.model: nn.Module | None = None  # the copy (registered: saved in checkpoints)
+        self._adapter_run: AdapterRun | None = None  # or, on a LoRA student, how to run the student
 
     def attach(self, student: nn.Module) -> None:
         """Take a frozen copy of ``student`` (a ``transformers.PreTrainedModel``), once."""
-        if self.model is not None or self._lora_host:  # configure_model runs again for validate/test
+        if self.model is not None or self._adapter_run is not None:  # configure_model runs again for validate/test
             return
         if has_lora(student):
             if self.param_dtype is not None:
@@ -105,8 +102,7 @@ class CopyTeacher(Teacher):
                                   "student's own base weights; leave teacher.dtype null")
             if self.syncs:
                 add_teacher_adapter(student)
-                self._lora_adapter = TEACHER
-            self._lora_host = [student]
+            self._adapter_run = AdapterRun(student, TEACHER if self.syncs else None)
             return
         model = copy.deepcopy(student)
         model.requires_grad_(False)
@@ -121,21 +117,19 @@ class CopyTeacher(Teacher):
     def at_loss_positions(
         self, model_inputs: dict[str, Tensor], mask: Tensor, student_hidden: Tensor, student_head: nn.Module
     ) -> TeacherLogits:
-        if self._lora_host:
-            student = self._lora_host[0]
-            with active_adapter(student, self._lora_adapter):
-                hidden = student.base_model(**model_inputs, use_cache=False).last_hidden_state
-            # The output layer is never adapted (apply_lora refuses it): the student's is the teacher's.
-            return ProjectedLogits(hidden[mask], student.get_output_embeddings(), self.fp32_logits)
-        if self.model is None:
+        if self._adapter_run is not None:
+            hidden, head = self._adapter_run.decoder_pass(model_inputs)
+        elif self.model is not None:
+            # base_model is the decoder without the output layer, as for the student's own pass.
+            hidden = self.model.base_model(**model_inputs, use_cache=False).last_hidden_state
+            head = self.model.get_output_embeddings()
+        else:
             raise RuntimeError("teacher.at_loss_positions called before teacher.attach(student)")
-        # base_model is the decoder without the output layer, as for the student's own pass.
-        hidden = self.model.base_model(**model_inputs, use_cache=False).last_hidden_state
-        return ProjectedLogits(hidden[mask], self.model.get_output_embeddings(), self.fp32_logits)
+        return ProjectedLogits(hidden[mask], head, self.fp32_logits)
 
     def paired_with(self, student: nn.Module) -> tuple[list[Tensor], list[Tensor]]:
         """The teacher's tensors and the student's they sync toward, in matching order."""
-        if self._lora_host:
+        if self._adapter_run is not None:
             return adapter_tensors(student, TEACHER), adapter_tensors(student, STUDENT)
         if self.model is None:
             raise RuntimeError("the teacher syncs before teacher.attach(student)")
@@ -146,6 +140,26 @@ class CopyTeacher(Teacher):
         if self.model is not None:
             self.model.eval()
         return self
+
+
+class AdapterRun:
+    """A LoRA student run as its teacher: with the adapter ``adapter`` (None: adapters off), in
+    eval mode, no grad (:func:`curio.lora.active_adapter`), on the student's own base weights.
+
+    Holds the student in a list, so that it is not a second registered submodule of the teacher.
+    """
+
+    def __init__(self, student: nn.Module, adapter: str | None):
+        self._student = [student]
+        self.adapter = adapter
+
+    def decoder_pass(self, model_inputs: dict[str, Tensor]) -> tuple[Tensor, nn.Module]:
+        """``[B, T, H]`` final hidden states, and the output layer to project them with."""
+        student = self._student[0]
+        with active_adapter(student, self.adapter):
+            hidden = student.base_model(**model_inputs, use_cache=False).last_hidden_state
+        # The output layer is never adapted (apply_lora refuses it): the student's is the teacher's.
+        return hidden, student.get_output_embeddings()
 
 
 @dataclass
