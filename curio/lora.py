@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,7 +180,9 @@ def active_adapter(model: nn.Module, name: str | None) -> Iterator[None]:
     """
     layers = lora_layers(model)
     saved = [(layer._active_adapter, layer._disable_adapters) for layer in layers]
-    training = model.training
+    # Each module's own mode: a model loaded with from_pretrained starts in eval mode while the
+    # adapters peft adds to it are in train mode, so one flag for the whole model would not do.
+    modes = [(module, module.training) for module in model.modules()]
     model.eval()
     try:
         for layer in layers:
@@ -190,7 +193,8 @@ def active_adapter(model: nn.Module, name: str | None) -> Iterator[None]:
     finally:
         for layer, (active, disabled) in zip(layers, saved):
             layer._active_adapter, layer._disable_adapters = active, disabled
-        model.train(training)
+        for module, training in modes:
+            module.training = training
 
 
 # ------------------------------------------------------------------------------------- export
@@ -202,21 +206,26 @@ def merged_state_dict(model: nn.Module, state: dict[str, Tensor]) -> dict[str, T
     """``state`` (the LoRA model's full state dict) with each adapted weight merged,
     ``W + scaling * B @ A`` (computed in float32, stored in W's dtype), under the plain model's
     names; adapter tensors (the student's and the teacher's) are dropped."""
-    merged: dict[str, Tensor] = {}
-    adapted = {}
-    for name, layer in _named_lora_layers(model):
-        adapted[name] = float(layer.scaling[STUDENT])
+    return dict(merged_tensors(model, state, lambda tensor: tensor))
+
+
+def merged_tensors(model: nn.Module, state: dict[str, Any],
+                   whole: Callable[[Any], Tensor]) -> Iterator[tuple[str, Tensor]]:
+    """:func:`merged_state_dict` one tensor at a time, in ``state``'s order: ``whole(state[key])``
+    gives a tensor entire (e.g. gathers an FSDP2 shard: every rank must then iterate alike), asked
+    for the base weight and its two adapter matrices of each adapted layer when its turn comes."""
+    scaling = {name: float(layer.scaling[STUDENT]) for name, layer in _named_lora_layers(model)}
     for key, value in state.items():
         prefix, sep, rest = key.partition(".base_layer.")
-        if sep and prefix in adapted:
+        if sep and prefix in scaling:
+            value = whole(value)
             if rest == "weight":
-                a = state[f"{prefix}.lora_A.{STUDENT}.weight"].float()
-                b = state[f"{prefix}.lora_B.{STUDENT}.weight"].float()
-                value = (value.float() + adapted[prefix] * (b @ a)).to(value.dtype)
-            merged[f"{prefix}.{rest}"] = value
+                a = whole(state[f"{prefix}.lora_A.{STUDENT}.weight"]).float()
+                b = whole(state[f"{prefix}.lora_B.{STUDENT}.weight"]).float()
+                value = (value.float() + scaling[prefix] * (b @ a)).to(value.dtype)
+            yield f"{prefix}.{rest}", value
         elif not any(part.startswith("lora_") for part in key.split(".")):
-            merged[key] = value
-    return merged
+            yield key, whole(value)
 
 
 def adapter_state_dict(state: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -247,3 +256,69 @@ def export_adapter(model: nn.Module, state: dict[str, Tensor], out_dir: str | Pa
     (tmp / "adapter_config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     save_file(adapter_state_dict(state), str(tmp / "adapter_model.safetensors"), metadata={"format": "pt"})
     return swap_in(tmp, out_dir)
+
+
+# -------------------------------------------------------------------------------- checkpoints
+#: The checkpoint entry of a LoRA run whose frozen base weights were left out of it.
+LEFT_OUT = "curio_lora_frozen_base"
+
+
+def leave_out_frozen_base(module: nn.Module, checkpoint: dict[str, Any]) -> None:
+    """Drop a LoRA run's frozen base weights from ``checkpoint["state_dict"]`` (``module`` is the
+    LightningModule): the run rebuilds them from its model config on resume, so a checkpoint holds
+    the adapters (the student's and a teacher's), the optimizer state and what resuming needs,
+    not a second copy of the model. The weights' names and a fingerprint of each (float64 sum and
+    sum of squares) stay, for :func:`restore_frozen_base` to check the rebuilt base against.
+
+    Sharded runs (FSDP2) keep their whole state: their checkpoint is written and read by
+    ``torch.distributed.checkpoint`` against the module's full state dict.
+    """
+    from curio.export import is_sharded
+
+    model = getattr(module, "model", None)
+    if model is None or not has_lora(model) or is_sharded(model):
+        return
+    state = checkpoint["state_dict"]
+    keys = _frozen_base_keys(module, state)
+    checkpoint[LEFT_OUT] = {"keys": keys, "fingerprints": _fingerprints(state, keys)}
+    for key in keys:
+        del state[key]
+
+
+def restore_frozen_base(module: nn.Module, checkpoint: dict[str, Any]) -> None:
+    """Put the frozen base weights :func:`leave_out_frozen_base` dropped back into ``checkpoint``,
+    from ``module`` (rebuilt from the run's model config), once checked to be the same weights.
+
+    Raises:
+        ConfigError: the rebuilt model is not the base the checkpoint was trained on.
+    """
+    left_out = checkpoint.pop(LEFT_OUT, None)
+    if left_out is None:
+        return
+    current = module.state_dict()
+    keys = left_out["keys"]
+    missing = [key for key in keys if key not in current]
+    if missing:
+        raise ConfigError(f"this LoRA checkpoint's base model had {missing[:3]} ({len(missing)} tensors) that this "
+                          "run's model has not: resume with the model.* settings it was trained with")
+    for key, saved, now in zip(keys, left_out["fingerprints"], _fingerprints(current, keys)):
+        if not all(math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9) for a, b in zip(saved, now)):
+            raise ConfigError(f"this LoRA checkpoint was trained on another base model ({key} differs from this "
+                              "run's): resume with the model.* settings it was trained with")
+    state = checkpoint["state_dict"]
+    for key in keys:
+        state[key] = current[key]
+
+
+def _frozen_base_keys(module: nn.Module, state: dict[str, Any]) -> list[str]:
+    """The state-dict keys of ``module``'s frozen parameters that are not adapters (tied ones too)."""
+    frozen = {name for name, p in module.named_parameters(remove_duplicate=False) if not p.requires_grad}
+    return [key for key in state if key in frozen and not any(part.startswith("lora_") for part in key.split("."))]
+
+
+def _fingerprints(state: dict[str, Any], keys: list[str]) -> list[tuple[float, float]]:
+    out = []
+    for key in keys:
+        values = state[key].detach().double()
+        out.append((float(values.sum()), float(values.square().sum())))
+    return out

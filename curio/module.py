@@ -22,6 +22,7 @@ from curio.aggregation import Aggregation
 from curio.data.collate import IGNORE, SFTBatch
 from curio.errors import ConfigError, TrainingDiverged
 from curio.losses.base import LossInputs, LossOutput, TokenLoss
+from curio.lora import leave_out_frozen_base, restore_frozen_base
 from curio.rng import restore_rng, rng_state
 from curio.step_metrics import TokenMetricWindow
 from curio.teacher import Teacher
@@ -129,6 +130,11 @@ class SFTModule(L.LightningModule):
         """Micro-batches in one optimizer step over all ranks (what Lightning and DDP divide by)."""
         return self.trainer.accumulate_grad_batches * self.trainer.world_size
 
+    def on_fit_start(self) -> None:
+        # The student trains in train mode (its dropout, LoRA's too) whatever mode it was built in:
+        # from_pretrained returns a model in eval mode, and Lightning keeps the modes it finds.
+        self.model.train()
+
     def on_train_start(self) -> None:
         self._last_step_time = time.perf_counter()
 
@@ -175,8 +181,10 @@ class SFTModule(L.LightningModule):
         # Weights, optimizer, scheduler, loops and the data position are Lightning's (and the
         # teacher is a submodule, so it is in the state dict); these make a resumed run identical.
         checkpoint["curio"] = {"skipped_steps": self.skipped_steps, "rng": rng_state()}
+        leave_out_frozen_base(self, checkpoint)  # a LoRA run: adapters, not a second copy of the base
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        restore_frozen_base(self, checkpoint)
         state = checkpoint.get("curio")
         if state is None:
             return

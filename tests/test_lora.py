@@ -15,9 +15,11 @@ from transformers import AutoModelForCausalLM
 
 from curio.config import CONF_DIR
 from curio.errors import ConfigError
+from curio.export import export_hf
 from curio.lora import (
     STUDENT,
     TEACHER,
+    LEFT_OUT,
     LoraSettings,
     active_adapter,
     adapter_tensors,
@@ -26,7 +28,7 @@ from curio.lora import (
     export_adapter,
     merged_state_dict,
 )
-from curio.models import build_causal_lm
+from curio.models import build_causal_lm, byte_level_tokenizer
 from curio.teacher import FrozenTeacher, LaggedTeacher
 from curio.train import train
 from tests.test_training import column, read_metrics
@@ -180,6 +182,19 @@ def test_lagged_teacher_on_lora_syncs_its_adapter_by_the_rule_and_holds_no_secon
     assert teacher.model is None and not list(teacher.parameters())
 
 
+def test_active_adapter_restores_each_modules_own_mode():
+    """from_pretrained leaves a model in eval mode and peft's new modules in train mode: after a
+    teacher pass each module has its own mode back (one flag for the whole model turned the
+    student's LoRA dropout off for good after the first step)."""
+    model = apply_lora(tiny().eval(), SETTINGS)
+    add_teacher_adapter(model)
+    before = {name: m.training for name, m in model.named_modules()}
+    assert set(before.values()) == {True, False}
+    with active_adapter(model, TEACHER):
+        assert not any(m.training for m in model.modules())
+    assert {name: m.training for name, m in model.named_modules()} == before
+
+
 def test_a_teacher_dtype_with_lora_is_refused():
     with pytest.raises(ConfigError, match="teacher.dtype"):
         LaggedTeacher(dtype="bfloat16").attach(apply_lora(tiny(), SETTINGS))
@@ -187,18 +202,35 @@ def test_a_teacher_dtype_with_lora_is_refused():
 
 # ---------------------------------------------------------------------------------- training
 LORA_RUN = ["loss=curio", "teacher=lagged", "teacher.sync_every=2", "model.lora.rank=4", "model.lora.alpha=8",
-            "model.net.config.tie_word_embeddings=true", "callbacks.model_checkpoint.save_top_k=-1"]
+            "callbacks.model_checkpoint.save_top_k=-1"]
 
 
 @pytest.fixture(scope="module")
-def lora_run(tmp_path_factory, compose_cfg, fast):
+def base_folder(tmp_path_factory):
+    """``tiny()`` saved as a checkpoint folder: the LoRA runs' base (``model=export``), known here."""
+    folder = tmp_path_factory.mktemp("base") / "hf"
+    export_hf(tiny(), byte_level_tokenizer("chatml"), folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def lora_overrides(fast, base_folder):
+    return [o for o in fast if not o.startswith("model=")] + ["model=export", f"model.path={base_folder}"] + LORA_RUN
+
+
+@pytest.fixture(scope="module")
+def lora_run(tmp_path_factory, compose_cfg, lora_overrides):
     run = tmp_path_factory.mktemp("lora")
-    train(compose_cfg(fast + LORA_RUN, run))
+    train(compose_cfg(lora_overrides, run))
     return run
 
 
+def checkpoint(run, step: int) -> dict:
+    return torch.load(run / "checkpoints" / f"step{step:06d}.ckpt", weights_only=True)
+
+
 def checkpoint_state(run, step: int) -> dict[str, torch.Tensor]:
-    state = torch.load(run / "checkpoints" / f"step{step:06d}.ckpt", weights_only=True)["state_dict"]
+    state = checkpoint(run, step)["state_dict"]
     return {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
 
 
@@ -206,8 +238,6 @@ def test_a_lora_run_trains_the_adapter_only_and_syncs_the_teacher_adapter(lora_r
     assert len(column(read_metrics(lora_run), "train/loss")) == 4
     two, four = checkpoint_state(lora_run, 2), checkpoint_state(lora_run, 4)
     assert two.keys() == four.keys()
-    base = [k for k in four if ".lora_" not in k]
-    assert base and all(torch.equal(two[k], four[k]) for k in base)  # the base never moves
     student_b = [k for k in four if ".lora_B.default." in k]
     assert all(not torch.equal(two[k], four[k]) for k in student_b)
     # The teacher adapter synced before step 3 (sync_every 2): no longer the zero-initialised B.
@@ -216,22 +246,47 @@ def test_a_lora_run_trains_the_adapter_only_and_syncs_the_teacher_adapter(lora_r
     assert all(four[k].abs().max() > 0 for k in teacher_b)
 
 
+def test_a_lora_checkpoint_holds_the_adapters_not_the_base_which_never_moves(lora_run):
+    """The frozen base is left out of checkpoints (named and fingerprinted): its fingerprints at
+    steps 2 and 4 are the start model's, so the base never moved."""
+    base = apply_lora(tiny(), SETTINGS).state_dict()
+    base_keys = [k for k in base if ".lora_" not in k]
+    for step in (2, 4):
+        ckpt = checkpoint(lora_run, step)
+        assert all(".lora_" in k for k in ckpt["state_dict"])  # adapters (the student's and teacher's) only
+        left_out = ckpt[LEFT_OUT]
+        assert sorted(k.removeprefix("model.") for k in left_out["keys"]) == sorted(base_keys)
+        want = {k: (base[k].double().sum().item(), base[k].double().square().sum().item()) for k in base_keys}
+        for key, fingerprint in zip(left_out["keys"], left_out["fingerprints"]):
+            assert tuple(fingerprint) == pytest.approx(want[key.removeprefix("model.")], rel=1e-12), key
+    full = sum(v.numel() for v in base.values())
+    assert sum(v.numel() for v in checkpoint(lora_run, 4)["state_dict"].values()) < full / 5
+
+
+def test_resuming_a_lora_checkpoint_on_another_base_is_refused(lora_run, tmp_path, compose_cfg, lora_overrides):
+    other = tmp_path / "other"
+    export_hf(tiny(seed=1), byte_level_tokenizer("chatml"), other)
+    overrides = [o for o in lora_overrides if not o.startswith("model.path=")] + [
+        f"model.path={other}", f"ckpt_path={lora_run / 'checkpoints' / 'step000002.ckpt'}"]
+    with pytest.raises(ConfigError, match="trained on another base model"):
+        train(compose_cfg(overrides, tmp_path / "run"))
+
+
 def test_a_lora_run_exports_the_merged_model_and_the_adapter(lora_run):
     trained = checkpoint_state(lora_run, 4)
     model = apply_lora(tiny(), SETTINGS)
     add_teacher_adapter(model)
-    model.load_state_dict(trained)
+    missing, unexpected = model.load_state_dict(trained, strict=False)
+    assert not unexpected and all(".lora_" not in k for k in missing)  # the base: tiny()'s own
     want = logits(model)
     merged = AutoModelForCausalLM.from_pretrained(lora_run / "hf")
     torch.testing.assert_close(logits(merged), want, rtol=1e-5, atol=1e-5)
-    base = tiny()
-    base.load_state_dict({k.replace(".base_layer.", "."): v for k, v in trained.items() if ".lora_" not in k})
-    reloaded = PeftModel.from_pretrained(base, lora_run / "adapter")
+    reloaded = PeftModel.from_pretrained(tiny(), lora_run / "adapter")
     torch.testing.assert_close(logits(reloaded), want, rtol=0, atol=0)
 
 
-def test_a_lora_run_resumes_exactly(lora_run, tmp_path, compose_cfg, fast):
-    train(compose_cfg(fast + LORA_RUN + [f"ckpt_path={lora_run / 'checkpoints' / 'step000002.ckpt'}"], tmp_path))
+def test_a_lora_run_resumes_exactly(lora_run, tmp_path, compose_cfg, lora_overrides):
+    train(compose_cfg(lora_overrides + [f"ckpt_path={lora_run / 'checkpoints' / 'step000002.ckpt'}"], tmp_path))
     resumed, straight = read_metrics(tmp_path), read_metrics(lora_run)
     for key in ("train/loss", "train/logq", "train/grad_norm"):
         assert column(resumed, key) == column(straight, key)[2:], key
