@@ -77,9 +77,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     check_val_interval(trainer, datamodule.steps_per_epoch() * trainer.accumulate_grad_batches,
                        len(datamodule.train_set))
 
-    model = build_model(cfg, tokenizer)
-    if lora.enabled:  # before any sharding (configure_model): every rank shards the one adapter
-        apply_lora(model, lora)
+    model = build_model(cfg, tokenizer, lora)
     module = SFTModule(model, loss, optimizer, scheduler, teacher, **cfg.get("module", {}))
     return fit(trainer, module, datamodule, cfg, resolved)
 
@@ -113,8 +111,10 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
     return trainer
 
 
-def build_model(cfg: DictConfig, tokenizer: Any, **kwargs: Any) -> Any:
-    """``cfg.model.net``, checked against its tokenizer (the last and dearest part of a run).
+def build_model(cfg: DictConfig, tokenizer: Any, lora: LoraSettings, **kwargs: Any) -> Any:
+    """``cfg.model.net``, checked against its tokenizer (the last and dearest part of a run), with
+    ``lora``'s adapters (``model.lora``) when enabled: injected here, before any sharding
+    (``configure_model``), so that every rank shards the one adapter.
 
     A model config read from a checkpoint offers ``init_device`` (``conf/model/``); left null, it
     is ``meta`` under a sharded strategy (``trainer=fsdp``): each rank then loads its own shards
@@ -123,12 +123,14 @@ def build_model(cfg: DictConfig, tokenizer: Any, **kwargs: Any) -> Any:
     """
     net = cfg.model.net
     if ("init_device" in net and net.init_device is None and _is_sharded(cfg.trainer.get("strategy"))
-            and not OmegaConf.select(cfg, "model.lora.rank", default=0)):
+            and not lora.enabled):
         kwargs["init_device"] = "meta"
     model = build(net, "model.net", **kwargs)
     vocab = model.get_output_embeddings().weight.shape[0]
     if len(tokenizer) > vocab:
         raise ConfigError(f"the tokenizer has {len(tokenizer)} tokens but the model's output layer only {vocab}")
+    if lora.enabled:
+        apply_lora(model, lora)
     return model
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from curio.evaluation.generation import Generator, HFGenerator
+from curio.lora import has_lora, merged_tensors
 
 
 class HFRollout:
@@ -63,6 +64,16 @@ class VLLMRollout:
 
 def full_tensors(model: nn.Module) -> Iterator[tuple[str, Tensor]]:
     """``model``'s state dict one whole tensor at a time: an FSDP2 shard is gathered when its turn
-    comes (a collective, so every rank iterates alike) and dropped after it is consumed."""
-    for name, tensor in model.state_dict().items():
-        yield name, tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor
+    comes (a collective, so every rank iterates alike) and dropped after it is consumed. A LoRA
+    policy (``model.lora.rank > 0``) gives its merged weights under the plain model's names, what
+    the engine (started from the plain checkpoint) holds."""
+    state = model.state_dict()
+    if has_lora(model):
+        yield from merged_tensors(model, state, _whole)
+        return
+    for name, tensor in state.items():
+        yield name, _whole(tensor)
+
+
+def _whole(tensor: Tensor) -> Tensor:
+    return tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor

@@ -39,6 +39,7 @@ from curio.data.collate import IGNORE
 from curio.errors import ConfigError, TrainingDiverged, check_count
 from curio.evaluation.sampling import SamplingParams
 from curio.losses.base import LossInputs
+from curio.lora import leave_out_frozen_base, restore_frozen_base
 from curio.ops import chunked_logprobs
 from curio.parallel import FSDP2Strategy
 from curio.rl.backends import HFRollout, VLLMRollout
@@ -355,8 +356,10 @@ class GRPOModule(L.LightningModule):
     # --------------------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["curio"] = {"skipped_steps": self.skipped_steps, "rng": rng_state()}
+        leave_out_frozen_base(self, checkpoint)  # a LoRA run: adapters, not a second copy of the base
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        restore_frozen_base(self, checkpoint)
         state = checkpoint.get("curio")
         if state is not None:
             self.skipped_steps = state["skipped_steps"]

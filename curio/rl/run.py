@@ -11,10 +11,11 @@ import warnings
 from functools import partial
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from curio.cli import build
 from curio.components import build_optimizer, build_scheduler
+from curio.lora import LoraSettings
 from curio.rl.module import GRPOModule
 from curio.rl.parts import build_rl_parts
 from curio.teacher import FrozenTeacher
@@ -30,6 +31,7 @@ MODULE_KEYS = ("mini_batches", "updates_per_rollout", "micro_batch_size", "scale
 def rl(cfg: DictConfig) -> dict[str, Any]:
     """Train ``cfg.model`` with the RL algorithm ``cfg.rl`` on ``cfg.prompts``; the final metrics."""
     loss, reward, sampling = build_rl_parts(cfg)
+    lora = LoraSettings.from_config(OmegaConf.select(cfg, "model.lora"))
     rollout = build(cfg.rollout, "rollout")
     optimizer = build_optimizer(cfg)
     scheduler = build_scheduler(cfg)
@@ -39,7 +41,8 @@ def rl(cfg: DictConfig) -> dict[str, Any]:
         total = optimizer_steps(trainer, datamodule.steps_per_epoch() * steps_per_rollout)
         scheduler = partial(scheduler, total_steps=total)
 
-    model = build_model(cfg, tokenizer)
+    model = build_model(cfg, tokenizer, lora)
+    # With LoRA the reference is the policy with its adapter off: no second model.
     reference = FrozenTeacher() if cfg.rl.reference else None
     module = GRPOModule(model, loss, optimizer, reward, sampling, rollout, scheduler=scheduler, reference=reference,
                         **{key: cfg.rl[key] for key in MODULE_KEYS})

@@ -181,3 +181,55 @@ def test_two_process_fsdp2_follows_ddp(repo_root, tmp_path):
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6)
     assert any(not torch.equal(a[name], base[name]) for name in a if name in base)
+
+
+def test_a_lora_policy_trains_its_adapter_against_the_start_model_and_exports_both(repo_root, tmp_path):
+    """rl.py with model.lora.rank=4: only the adapter moves, the reference (KL logged) is the
+    policy with its adapter off (no second model), and the run exports the merged model and the
+    adapter, which peft loads back onto the base to give the merged model's logits."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    args = [arg for arg in FAST if not arg.startswith(("trainer.max_steps", "callbacks.model_checkpoint"))]
+    args += ["trainer.max_steps=2", "model.lora.rank=4", "model.lora.dropout=0", "optim.lr=1e-3",
+             "callbacks.model_checkpoint.every_n_train_steps=1000", f"hydra.run.dir={tmp_path}"]
+    result = run(args, repo_root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = rows(tmp_path)
+    assert float(metrics[0]["train/ratio"]) == 1.0 and float(metrics[0]["train/kl"]) == 0.0  # starts at the reference
+    assert float(metrics[1]["train/kl"]) > 0  # the adapter moved the policy away from it
+    base, merged = load_file(BASE / "model.safetensors"), load_file(tmp_path / "hf" / "model.safetensors")
+    assert merged.keys() == base.keys()
+    adapted = {k for k in base if not torch.equal(base[k], merged[k])}
+    assert adapted and all(k.endswith("proj.weight") for k in adapted)  # linear weights only; norms, embeddings untouched
+    ids = torch.tensor([list(range(5, 40))])
+    with torch.no_grad():
+        want = AutoModelForCausalLM.from_pretrained(tmp_path / "hf")(ids).logits
+        reloaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(BASE), tmp_path / "adapter")
+        torch.testing.assert_close(reloaded(ids).logits, want, rtol=0, atol=1e-4)
+
+
+def test_a_lora_policys_weights_for_the_engine_are_merged_under_the_plain_names():
+    """What the vLLM rollout loads into its engine (started from the plain checkpoint): the merged
+    weights, under the plain model's names, one tensor at a time."""
+    from transformers import AutoModelForCausalLM
+
+    from curio.lora import LoraSettings, apply_lora, merged_state_dict
+    from curio.rl.backends import full_tensors
+
+    model = AutoModelForCausalLM.from_pretrained(BASE)
+    plain = model.state_dict().keys()
+    apply_lora(model, LoraSettings(rank=4, dropout=0.0))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.1)  # B starts at 0: make the adapter count
+    tensors = dict(full_tensors(model))
+    assert list(tensors) == list(plain)
+    for name, value in merged_state_dict(model, model.state_dict()).items():
+        assert torch.equal(tensors[name], value), name
+    ids = torch.tensor([list(range(5, 40))])
+    with torch.no_grad():
+        fresh = AutoModelForCausalLM.from_pretrained(BASE)
+        fresh.load_state_dict(tensors)
+        torch.testing.assert_close(fresh(ids).logits, model(ids).logits, rtol=0, atol=1e-4)
