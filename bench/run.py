@@ -41,6 +41,7 @@ LABELS = {
     "curio_lagged_fixed": "curio, lagged teacher, fixed tau",
     "curio_lagged_entropy_guided": "curio, lagged teacher, entropy-guided tau",
     "curio_lagged_entropy_guided_bf16_stats": "curio, lagged, entropy-guided, bf16 teacher statistics",
+    "curio_lagged_entropy_guided_bf16_teacher": "curio, lagged, entropy-guided, bf16 teacher copy",
     "gem": "GEM (logsigmoid, beta=0.7)",
     "psft": "PSFT (snapshot every 8 steps)",
     "asft": "ASFT (DFT + 0.1 KL to the start model)",

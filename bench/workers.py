@@ -47,6 +47,10 @@ LOSSES: dict[str, list[str]] = {
     # the default float32 projection is the difference to the row above under bf16 precision.
     "curio_lagged_entropy_guided_bf16_stats": ["loss=curio", "teacher=lagged", "temp=entropy_guided",
                                                "teacher.fp32_logits=false"],
+    # The lagged teacher's copy in bfloat16 (its forward in bf16, the statistics from float32 logits
+    # projected on upcast weights), the student in float32: a cheaper teacher forward.
+    "curio_lagged_entropy_guided_bf16_teacher": ["loss=curio", "teacher=lagged", "temp=entropy_guided",
+                                                 "teacher.dtype=bfloat16"],
     # The field's baselines (docs/method.md), each with the teacher its file chooses.
     "gem": ["loss=gem"],
     "psft": ["loss=psft"],
