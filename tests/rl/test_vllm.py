@@ -113,21 +113,3 @@ def test_rl_with_colocated_vllm_rollouts(repo_root, tmp_path):
     assert all(float(r["train/sampler_logprob_gap"]) < 1e-3 for r in rollouts), rollouts
     assert (tmp_path / "hf" / "model.safetensors").is_file()
 
-
-def test_a_lora_policys_merged_weights_synced_into_the_engine(engine):
-    """A LoRA policy (rl.py model.lora.rank=r): the engine gets its merged weights and then gives
-    the policy's log-probabilities."""
-    from transformers import AutoModelForCausalLM
-
-    from curio.lora import LoraSettings, apply_lora
-    from curio.rl.backends import full_tensors
-
-    model = AutoModelForCausalLM.from_pretrained(BASE, dtype=torch.float32)
-    apply_lora(model, LoraSettings(rank=4, dropout=0.0))
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.1)  # B starts at 0: make the adapter count
-    ids = list(range(5, 45))
-    engine.load_weights(full_tensors(model))
-    torch.testing.assert_close(prompt_logprobs(engine, ids), hf_logprobs(copy.deepcopy(model), ids), rtol=0, atol=1e-4)
