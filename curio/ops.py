@@ -11,6 +11,8 @@ normaliser ``log sum exp(z - max)`` is a small number, summed apart from its lea
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -83,7 +85,9 @@ class EntropyAtTemperatures:
     entropy-guided rule's bisection asks of the top-K logits twenty-odd times.
 
     :func:`entropy` of ``logits / tau[:, None]``, bitwise, without redoing per call the work that
-    does not depend on tau (the shift by the maximum, the masking, the maxima's signs).
+    does not depend on tau (the shift by the maximum, the masking, the maxima's signs). The shift
+    comes before the division, which keeps float32 rounding away from the probable tokens (the
+    ones that carry the entropy).
 
     Args:
         logits: ``[m, V]`` float32 logits, no gradient.
@@ -104,9 +108,9 @@ class EntropyAtTemperatures:
         return _entropy_from_sums(sums, self.shifted.shape[-1])
 
     def rows(self, index: Tensor) -> EntropyAtTemperatures:
-        """The same, for the rows ``index`` only."""
-        subset = EntropyAtTemperatures.__new__(EntropyAtTemperatures)
-        subset.shifted, subset.sign, subset._scratch = self.shifted[index], self.sign[index], self._scratch
+        """The same, for the rows ``index`` only (sharing the scratch buffers)."""
+        subset = copy.copy(self)
+        subset.shifted, subset.sign = self.shifted[index], self.sign[index]
         return subset
 
 

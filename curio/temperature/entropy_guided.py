@@ -91,9 +91,7 @@ class EntropyGuidedTemperature(TemperatureRule):
         """``[m, V] -> ([m], [m], [m])`` tau of each row by the top-K rule, and whether it is
         clamped at tau_min / tau_max."""
         top = ops.top_k_values(z, min(self.top_k, z.shape[-1]))  # [m, K]
-        # Shifting the largest logit to 0 before dividing by tau keeps float32 rounding away from
-        # the probable tokens, which carry the entropy (softmax is shift-invariant).
-        h_k = ops.EntropyAtTemperatures(top - top.amax(dim=-1, keepdim=True))
+        h_k = ops.EntropyAtTemperatures(top)  # shifts the largest logit to 0 before any division
         h0 = h_k(1.0)
         target = h0 + self.delta(h0)
         at_min = target <= h_k(self.tau_min)
