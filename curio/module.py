@@ -8,10 +8,8 @@ summed per-token loss, and (5) turns that sum into the step's token mean (the ag
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -20,18 +18,14 @@ from torch import Tensor, nn
 
 from curio.aggregation import Aggregation
 from curio.data.collate import IGNORE, SFTBatch
-from curio.errors import ConfigError, TrainingDiverged
+from curio.errors import ConfigError
 from curio.losses.base import LossInputs, LossOutput, TokenLoss
-from curio.lora import leave_out_frozen_base, restore_frozen_base
-from curio.rng import restore_rng, rng_state
+from curio.run_state import GradientGuard, ResumableRunState
 from curio.step_metrics import TokenMetricWindow
 from curio.teacher import Teacher
 
-log = logging.getLogger(__name__)
 
-
-
-class SFTModule(L.LightningModule):
+class SFTModule(ResumableRunState, L.LightningModule):
     """Args:
     model: a ``transformers`` causal LM (weights in their master dtype, usually float32).
     loss: a :class:`~curio.losses.TokenLoss`.
@@ -62,14 +56,12 @@ class SFTModule(L.LightningModule):
         self.aggregation = Aggregation(aggregation)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self.max_consecutive_skips = max_consecutive_skips
+        self.gradient_guard = GradientGuard(max_consecutive_skips, "module.max_consecutive_skips")
         self.model.config.use_cache = False
         if gradient_checkpointing:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.train_window = TokenMetricWindow()
         self.val_window = TokenMetricWindow()
-        self.skipped_steps = 0
-        self.consecutive_skips = 0
         self._last_step_time: float | None = None
 
     # ----------------------------------------------------------------------------------- setup
@@ -139,18 +131,7 @@ class SFTModule(L.LightningModule):
         self._last_step_time = time.perf_counter()
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-        grad_norm = torch.nn.utils.get_total_norm(grads, norm_type=2.0) if grads else torch.tensor(0.0)
-        finite = bool(torch.isfinite(grad_norm))
-        if not finite:
-            # Skip the update (the authors' rule): AdamW leaves parameters without a grad alone.
-            for p in self.model.parameters():
-                p.grad = None
-            self.skipped_steps += 1
-            self.consecutive_skips += 1
-            log.warning("step %d: non-finite gradient norm, update skipped", self.global_step + 1)
-        else:
-            self.consecutive_skips = 0
+        grad_norm = self.gradient_guard.grad_norm(self.model, self.global_step + 1)
         now = time.perf_counter()
         metrics = self.train_window.compute(self._reduce_sum, "train")
         elapsed = now - (self._last_step_time or now)
@@ -159,39 +140,12 @@ class SFTModule(L.LightningModule):
         metrics.update({
             "train/grad_norm": float(grad_norm),
             "train/lr": optimizer.param_groups[0]["lr"],
-            "train/skipped_steps": float(self.skipped_steps),
+            "train/skipped_steps": float(self.gradient_guard.skipped),
         })
         self.train_window.reset()
         self.log("train_loss", metrics["train/loss"], prog_bar=True, logger=False)
         self.log_dict(metrics, on_step=True, on_epoch=False)
-        if self.consecutive_skips >= self.max_consecutive_skips:
-            # No update happened since the last finite step, so these are its weights.
-            path = Path(self.trainer.default_root_dir) / "checkpoints" / "last-good.ckpt"
-            self.trainer.save_checkpoint(path)
-            largest = max(float(p.detach().abs().max()) for p in self.model.parameters())
-            raise TrainingDiverged(
-                f"{self.consecutive_skips} optimizer steps in a row had a non-finite gradient norm "
-                f"(limit module.max_consecutive_skips={self.max_consecutive_skips}); saved the weights of the "
-                f"last finite step (largest |w| = {largest:.3g}) to {path}: lower optim.lr or check the data, "
-                f"then resume with ckpt_path={path}"
-            )
-
-    # --------------------------------------------------------------------------- checkpoints
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Weights, optimizer, scheduler, loops and the data position are Lightning's (and the
-        # teacher is a submodule, so it is in the state dict); these make a resumed run identical.
-        checkpoint["curio"] = {"skipped_steps": self.skipped_steps, "rng": rng_state()}
-        leave_out_frozen_base(self, checkpoint)  # a LoRA run: adapters, not a second copy of the base
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        restore_frozen_base(self, checkpoint)
-        state = checkpoint.get("curio")
-        if state is None:
-            return
-        self.skipped_steps = state["skipped_steps"]
-        # A resumed run starts a new streak: the run that stopped after max_consecutive_skips
-        # must not stop its own resumption (with a lower lr, say) before its first step.
-        restore_rng(state["rng"])
+        self.gradient_guard.stop_if_diverged(self.trainer, self.model)
 
     # --------------------------------------------------------------------------- validation
     def validation_step(self, batch: SFTBatch, batch_idx: int) -> None:

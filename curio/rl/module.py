@@ -24,11 +24,9 @@ seed and the weights an uninterrupted run would have.
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -36,10 +34,9 @@ import torch
 from torch import Tensor, nn
 
 from curio.data.collate import IGNORE
-from curio.errors import ConfigError, TrainingDiverged, check_count
+from curio.errors import ConfigError, check_count
 from curio.evaluation.sampling import SamplingParams
 from curio.losses.base import LossInputs
-from curio.lora import leave_out_frozen_base, restore_frozen_base
 from curio.ops import chunked_logprobs
 from curio.parallel import FSDP2Strategy
 from curio.rl.backends import HFRollout, VLLMRollout
@@ -48,13 +45,11 @@ from curio.rl.policy_loss import PolicyLoss
 from curio.rl.rewards import Reward
 from curio.rl.rollout import MicroBatch, Rollout, micro_batches, sample_rollout
 from curio.rl.weights import check_aggregation, sequence_weights
-from curio.rng import restore_rng, rng_state
+from curio.run_state import GradientGuard, ResumableRunState
 from curio.teacher import Teacher
 
-log = logging.getLogger(__name__)
 
-
-class GRPOModule(L.LightningModule):
+class GRPOModule(ResumableRunState, L.LightningModule):
     """Args:
     model: the policy, a ``transformers`` causal LM (the SFT export).
     loss: the policy objective (:class:`~curio.rl.policy_loss.PolicyLoss`).
@@ -114,13 +109,11 @@ class GRPOModule(L.LightningModule):
         self.scale_by_std = scale_by_std
         self.aggregation = aggregation
         self.max_grad_norm = max_grad_norm
-        self.max_consecutive_skips = max_consecutive_skips
+        self.gradient_guard = GradientGuard(max_consecutive_skips, "rl.max_consecutive_skips")
         self.model.config.use_cache = False
         # No dropout, ever (as TRL's disable_dropout): the update must score each sampled token as
         # the sampler did, or the first ratio is not 1. Generation keeps this mode too.
         self.model.eval()
-        self.skipped_steps = 0
-        self.consecutive_skips = 0
 
     # ----------------------------------------------------------------------------------- setup
     def configure_model(self) -> None:
@@ -263,18 +256,9 @@ class GRPOModule(L.LightningModule):
             loss_total += loss_sum.detach().double()
             for name, values in token_metrics.items():
                 sums[name] = sums.get(name, 0.0) + values.detach().double().sum()
-        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-        grad_norm = torch.nn.utils.get_total_norm(grads, norm_type=2.0) if grads else torch.tensor(0.0)
-        if not torch.isfinite(grad_norm):
-            for p in self.model.parameters():
-                p.grad = None  # AdamW leaves parameters without a gradient alone: the step is skipped
-            self.skipped_steps += 1
-            self.consecutive_skips += 1
-            log.warning("step %d: non-finite gradient norm, update skipped", self.global_step + 1)
-        else:
-            self.consecutive_skips = 0
-            if self.max_grad_norm:
-                self.clip_gradients(optimizer, gradient_clip_val=self.max_grad_norm, gradient_clip_algorithm="norm")
+        grad_norm = self.gradient_guard.grad_norm(self.model, self.global_step + 1)
+        if torch.isfinite(grad_norm) and self.max_grad_norm:
+            self.clip_gradients(optimizer, gradient_clip_val=self.max_grad_norm, gradient_clip_algorithm="norm")
         names = sorted(sums)
         packed = self._reduce_sum(torch.stack([loss_total] + [sums[n] for n in names]
                                               + [torch.tensor(float(sum(lengths)), dtype=torch.float64,
@@ -282,20 +266,14 @@ class GRPOModule(L.LightningModule):
         tokens = max(float(packed[-1]), 1.0)
         metrics = {f"train/{name}": float(packed[1 + i]) / tokens for i, name in enumerate(names)}
         metrics.update({"train/loss": float(packed[0]), "train/grad_norm": float(grad_norm),
-                        "train/lr": optimizer.param_groups[0]["lr"], "train/skipped_steps": float(self.skipped_steps)})
+                        "train/lr": optimizer.param_groups[0]["lr"], "train/skipped_steps": float(self.gradient_guard.skipped)})
         if log_now:
             self._log_metrics(metrics, step=self.global_step)
         optimizer.step()
         scheduler = self.lr_schedulers()
         if scheduler is not None:
             scheduler.step()
-        if self.consecutive_skips >= self.max_consecutive_skips:
-            path = Path(self.trainer.default_root_dir) / "checkpoints" / "last-good.ckpt"
-            self.trainer.save_checkpoint(path)
-            raise TrainingDiverged(
-                f"{self.consecutive_skips} optimizer steps in a row had a non-finite gradient norm (limit "
-                f"rl.max_consecutive_skips={self.max_consecutive_skips}); saved the weights of the last finite "
-                f"step to {path}: lower optim.lr, then resume with ckpt_path={path}")
+        self.gradient_guard.stop_if_diverged(self.trainer, self.model)
         return metrics, scored
 
     def _rollout_metrics(self, rollout: Rollout, batches: list[MicroBatch], old: list[tuple[Tensor, Tensor]],
@@ -352,15 +330,3 @@ class GRPOModule(L.LightningModule):
 
     def _reduce_max(self, tensor: Tensor) -> Tensor:
         return self.all_gather(tensor.to(self.device)).max() if self.trainer.world_size > 1 else tensor
-
-    # --------------------------------------------------------------------------- checkpoints
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["curio"] = {"skipped_steps": self.skipped_steps, "rng": rng_state()}
-        leave_out_frozen_base(self, checkpoint)  # a LoRA run: adapters, not a second copy of the base
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        restore_frozen_base(self, checkpoint)
-        state = checkpoint.get("curio")
-        if state is not None:
-            self.skipped_steps = state["skipped_steps"]
-            restore_rng(state["rng"])

@@ -233,3 +233,29 @@ def test_a_lora_policys_weights_for_the_engine_are_merged_under_the_plain_names(
         fresh = AutoModelForCausalLM.from_pretrained(BASE)
         fresh.load_state_dict(tensors)
         torch.testing.assert_close(fresh(ids).logits, model(ids).logits, rtol=0, atol=1e-4)
+
+
+def test_non_finite_steps_are_skipped_and_stop_the_run_with_its_start_saved(tmp_path, monkeypatch, compose_cfg):
+    """Every policy gradient non-finite: both optimizer steps of the first rollout step are skipped
+    (counted), and the run stops at rl.max_consecutive_skips=2 with the weights it started from."""
+    from curio.errors import TrainingDiverged
+    from curio.rl.policy_loss import PolicyLoss
+    from curio.rl.run import rl
+
+    real = PolicyLoss.token_losses
+
+    def nan_losses(self, logits, targets, given):
+        loss, metrics = real(self, logits, targets, given)
+        return loss * float("nan"), metrics
+
+    monkeypatch.setattr(PolicyLoss, "token_losses", nan_losses)
+    args = [f"model.path={BASE}", *(a for a in FAST if not a.startswith("model=")), "rl.max_consecutive_skips=2"]
+    cfg = compose_cfg(args, tmp_path, config_name="rl")
+    with pytest.raises(TrainingDiverged, match=r"2 optimizer steps in a row.*\(limit rl\.max_consecutive_skips=2\).*"
+                                               r"largest \|w\| = [0-9.]+\) to .*last-good\.ckpt"):
+        rl(cfg)
+    good = torch.load(tmp_path / "checkpoints" / "last-good.ckpt", weights_only=True)
+    assert good["curio"]["skipped_steps"] == 2 and good["global_step"] == 2
+    start = load_file(BASE / "model.safetensors")
+    for name, value in start.items():
+        assert torch.equal(good["state_dict"][f"model.{name}"], value), name
