@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -118,6 +119,27 @@ def run_study(preset: Preset, root: Path) -> list[Job]:
             run(job, preset)
             _record(root, job, step, time.perf_counter() - t0)
         done = ", ".join(step for step, _ in steps) or "already done"
-        print(f"[{index}/{len(todo)}] {job.name}: {done} (study {(time.perf_counter() - started) / 60:.1f} min)",
-              flush=True)
+        left = _time_left(root, todo, todo[index:])
+        print(f"[{index}/{len(todo)}] {job.name}: {done} (study {(time.perf_counter() - started) / 60:.1f} min"
+              + (f"; about {left / 3600:.1f} h left at the median pace so far)" if left else ")"), flush=True)
     return todo
+
+
+def _time_left(root: Path, study: list[Job], remaining: list[Job]) -> float | None:
+    """Seconds the ``remaining`` jobs of the ``study`` should take: per stage (SFT or RL), the median
+    wall time of its finished jobs in ``<root>/timings.json`` (robust to a job slowed by other work on the machine);
+    None while a remaining stage has no finished job yet."""
+    path = root / "timings.json"
+    timings = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    per_stage: dict[str, list[float]] = {}
+    for job in study:
+        steps = timings.get(job.name, {})
+        if "train" in steps and "eval" in steps:  # the base model is evaluated, never trained
+            per_stage.setdefault(job.stage, []).append(sum(steps.values()))
+    left = 0.0
+    for job in remaining:
+        seconds = per_stage.get(job.stage)
+        if not seconds:
+            return None
+        left += statistics.median(seconds)
+    return left

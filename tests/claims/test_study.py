@@ -74,3 +74,27 @@ def test_fork_world_smoke_study_runs_sft_then_grpo(tmp_path):
         assert probe["labels"]["phrase"]["tokens"] > 0 and probe["labels"]["fork"]["tokens"] > 0
     config = (jobs(preset, tmp_path / "fork")[1].train_dir / "config_resolved.yaml").read_text()
     assert "fork_world/sft_train.jsonl" in config
+
+
+def test_time_left_is_the_median_pace_of_each_stage(tmp_path):
+    """The progress line's estimate: each remaining job takes its stage's median finished job (a
+    job slowed by other work on the machine moves it little); none before a stage has a finished job."""
+    from curio.claims.runner import _time_left
+
+    study = jobs(PRESETS["fork_full"], tmp_path)
+    names = [job.name for job in study[:6]]
+    assert names == ["base/seed0", "ce/seed0", "ce+rl/seed0", "ce/seed1", "ce+rl/seed1", "ce/seed2"]
+    assert _time_left(tmp_path, study, study[6:]) is None  # no timings yet
+    timings = {"base/seed0": {"eval": 1000.0, "probe": 2.0},
+               "ce/seed0": {"train": 30.0, "eval": 500.0, "probe": 2.0},
+               "ce+rl/seed0": {"train": 480.0, "eval": 580.0, "probe": 2.0},
+               "ce/seed1": {"train": 25.0, "eval": 3900.0, "probe": 2.0},
+               "ce+rl/seed1": {"train": 2300.0, "eval": 700.0, "probe": 2.0},
+               "ce/seed2": {"train": 35.0, "eval": 600.0, "probe": 2.0}}
+    (tmp_path / "timings.json").write_text(json.dumps(timings))
+    remaining = study[6:]
+    sft, rl = sum(job.stage == "sft" for job in remaining), sum(job.stage == "rl" for job in remaining)
+    assert sft + rl == len(remaining) and rl == sft + 1  # ce+rl/seed2 is next
+    # Medians: SFT jobs (532, 3927, 637) -> 637 s; RL jobs (1062, 3002) -> 2032 s.
+    assert _time_left(tmp_path, study, remaining) == sft * 637.0 + rl * 2032.0
+    assert _time_left(tmp_path, study, study[:0]) == 0.0
