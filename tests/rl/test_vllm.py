@@ -95,13 +95,16 @@ def test_eval_with_the_vllm_backend(compose_cfg, tmp_path, tiny_world_tests):
     assert (tmp_path / "samples.jsonl").read_text().count("\n") == 8
 
 
-def test_rl_with_colocated_vllm_rollouts(repo_root, tmp_path):
+@pytest.mark.parametrize("policy", [["optim.lr=3e-5"], ["model.lora.rank=8", "optim.lr=2e-3"]],
+                         ids=["full", "lora"])
+def test_rl_with_colocated_vllm_rollouts(repo_root, tmp_path, policy):
     """Two rollout steps sampled by the engine: the trainer recomputes the sampler's log-probabilities
-    (weights synced before each rollout), and the run trains and exports."""
+    (weights synced before each rollout: a LoRA policy's merged into the plain model's names), and the
+    run trains and exports. Each run is a process of its own, so each has its own engine."""
     args = [f"model={BASE}", "rollout=vllm", "rollout.dtype=float32", "rollout.max_model_len=512",
             "rollout.enforce_eager=true", "rl.prompts_per_step=4", "rl.group_size=4", "rl.mini_batches=2",
-            "rl.micro_batch_size=8", "rl.sampling.max_new_tokens=64", "optim.lr=3e-5", "trainer.max_steps=4",
-            "~callbacks.progress_bar", f"hydra.run.dir={tmp_path}"]
+            "rl.micro_batch_size=8", "rl.sampling.max_new_tokens=64", "trainer.max_steps=4",
+            "~callbacks.progress_bar", f"hydra.run.dir={tmp_path}", *policy]
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}
     result = subprocess.run([sys.executable, "rl.py", *args], cwd=repo_root, capture_output=True, text=True,
                             timeout=600, env=env)
@@ -112,4 +115,5 @@ def test_rl_with_colocated_vllm_rollouts(repo_root, tmp_path):
     # The second rollout was sampled after two optimizer steps: a stale engine would show here.
     assert all(float(r["train/sampler_logprob_gap"]) < 1e-3 for r in rollouts), rollouts
     assert (tmp_path / "hf" / "model.safetensors").is_file()
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file() == ("model.lora.rank=8" in policy)
 
