@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -184,24 +185,40 @@ def plot_tau(histograms: Mapping[str, Mapping[str, Any]], path: Path, fork: tupl
     _save(fig, path)
 
 
-def plot_rl_entropy(jobs_by_name: Mapping[str, Job], path: Path) -> None:
+#: Rollout steps in the moving average of the RL curves (the per-step reward is one rollout's 128
+#: samples, so it is noisy).
+RL_SMOOTHING = 10
+
+
+def rl_mean_curve(jobs: Sequence[Job], metric: str, window: int = RL_SMOOTHING) -> list[tuple[int, float]]:
+    """``train/<metric>`` through the RL runs ``jobs`` (one experiment, every seed): the mean over the
+    runs at each rollout step they all logged, then a trailing moving average over ``window`` of
+    those steps."""
+    curves = [dict(rl_curve(job.train_dir / "csv" / "metrics.csv", metric)) for job in jobs]
+    steps = sorted(set.intersection(*(set(curve) for curve in curves))) if curves else []
+    means = [sum(curve[step] for curve in curves) / len(curves) for step in steps]
+    return [(step, sum(means[max(0, i + 1 - window): i + 1]) / (i + 1 - max(0, i + 1 - window)))
+            for i, step in enumerate(steps)]
+
+
+def plot_rl_curves(runs: Mapping[str, Sequence[Job]], path: Path) -> None:
     """Through the RL stage: the reward and the mean next-token entropy of each run's own samples,
-    per rollout step (the first seed's runs)."""
-    fig = Figure(figsize=(12, 4.2), dpi=100)
+    per model (``runs``: its RL runs at every seed), by :func:`rl_mean_curve`; SFT's and CurioSFT's
+    starts drawn thicker."""
+    fig = Figure(figsize=(12, 4.6), dpi=100)
     for index, (metric, title) in enumerate((("reward_mean", "reward (share correct)"),
                                              ("rollout_entropy", "entropy of its own samples (nats)"))):
         ax = fig.add_subplot(1, 2, index + 1)
-        for name, job in jobs_by_name.items():
-            log = job.train_dir / "csv" / "metrics.csv"
-            if job.stage != "rl" or not log.is_file():
-                continue
-            curve = rl_curve(log, metric)
-            ax.plot([step for step, _ in curve], [value for _, value in curve], label=label_of(name), linewidth=1)
+        for name, jobs in runs.items():
+            curve = rl_mean_curve(jobs, metric)
+            main = name in ("ce+rl", "curio+rl")
+            ax.plot([step for step, _ in curve], [value for _, value in curve], label=label_of(name),
+                    linewidth=2.0 if main else 0.9, alpha=1.0 if main else 0.7)
         ax.set_xlabel("optimizer step of the RL stage")
-        ax.set_title(title)
+        ax.set_title(f"{title}\nmean over seeds, moving average of {RL_SMOOTHING} rollout steps", fontsize=10)
         ax.grid(alpha=0.3)
         if index == 0:
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=6, ncol=2)
     _save(fig, path)
 
 
@@ -256,7 +273,8 @@ def write_report(
     rel = figures.name
     rl_section = ""
     if preset.rl:
-        plot_rl_entropy(jobs_by_name, figures / "rl_curves.png")
+        plot_rl_curves({name: [replace(jobs_by_name[name], seed=seed) for seed in preset.seeds]
+                        for name in table if name.endswith("+rl")}, figures / "rl_curves.png")
         rl_rows = _model_rows({name: seeds for name, seeds in table.items() if name.endswith("+rl")}, [
             ("reward, first steps", _metric("rl/reward_mean_start", 100)),
             ("reward, last steps", _metric("rl/reward_mean_end", 100)),
