@@ -15,12 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from curio.claims.measures import rl_curve, tau_histograms
 from curio.claims.plan import BASE, Job, Preset
 from curio.config import ROOT
 from curio.claims.verdicts import Answer, Table, answer_all
+
+_TAB20 = colormaps["tab20"]
 
 KEEP_START = "<!-- discussion: hand-written, kept when the report is regenerated -->"
 KEEP_END = "<!-- end of discussion -->"
@@ -122,26 +125,61 @@ def _save(fig: Figure, path: Path) -> None:
     FigureCanvasAgg(fig).print_png(str(path))
 
 
+#: The models the claims turn on, drawn thicker (with their ± std band) in crowded plots.
+MAIN = ("ce", "curio")
+
+
+def _experiment(name: str) -> str:
+    return name.removesuffix("+rl")
+
+
+def _colours(names: Sequence[str]) -> dict[str, str | tuple]:
+    """A colour per experiment (a model and its ``+rl`` share it) for the models ``names``; with more
+    than 10, :data:`MAIN` keep the two strongest and the rest come from tab20 past them."""
+    experiments = list(dict.fromkeys(_experiment(name) for name in names if name != BASE))
+    if len(experiments) <= 10:
+        return {name: f"C{i}" for i, name in enumerate(experiments)}
+    others = [name for name in experiments if name not in MAIN]
+    return {**{name: _TAB20(4 + i % 16) for i, name in enumerate(others)},
+            **{name: f"C{i}" for i, name in enumerate(MAIN)}}
+
+
 def plot_pass_at_k(table: Table, path: Path) -> None:
-    """pass@k against k, ID and OOD panels; mean over seeds with a ± std band; base dashed."""
-    fig = Figure(figsize=(12, 4.8), dpi=100)
-    for index, prefix in enumerate(("id", "ood")):
-        ax = fig.add_subplot(1, 2, index + 1)
-        ks = _pass_ks(table, prefix)
-        for name, seeds in table.items():
-            stats = [_stats([100 * s[f"{prefix}/pass@{k}"] for s in seeds]) for k in ks]
-            means = [m for m, _ in stats]
-            style = {"linestyle": "--", "color": "black"} if name == BASE else {}
-            ax.plot(ks, means, marker="o", markersize=3, label=label_of(name), **style)
-            if len(seeds) > 1:
-                ax.fill_between(ks, [m - s for m, s in stats], [m + s for m, s in stats], alpha=0.15)
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("k (samples)")
-        ax.set_ylabel("pass@k (%)")
-        ax.set_title(f"{prefix.upper()} test set")
-        ax.grid(alpha=0.3)
-        if index == 0:
-            ax.legend(fontsize=7, loc="lower right")
+    """pass@k against k, ID and OOD panels; mean over seeds with a ± std band; base dashed. With an
+    RL stage, a second row of panels for the models after GRPO (base repeated). Each experiment keeps
+    its colour in both rows; with more than 8 models in a panel only :data:`MAIN` get a band."""
+    stages = [[name for name in table if not name.endswith("+rl")]]
+    if any(name.endswith("+rl") for name in table):
+        stages.append([name for name in table if name == BASE or name.endswith("+rl")])
+    colours = _colours(table)
+    fig = Figure(figsize=(12, 4.8 * len(stages)), dpi=100)
+    for row, names in enumerate(stages):
+        crowded = len(names) > 8
+        for column, prefix in enumerate(("id", "ood")):
+            ax = fig.add_subplot(len(stages), 2, 2 * row + column + 1)
+            ks = _pass_ks(table, prefix)
+            for name in names:
+                seeds = table[name]
+                stats = [_stats([100 * s[f"{prefix}/pass@{k}"] for s in seeds]) for k in ks]
+                means = [m for m, _ in stats]
+                main = _experiment(name) in MAIN or not crowded
+                if name == BASE:
+                    style = {"linestyle": "--", "color": "black", "linewidth": 1.5}
+                else:
+                    style = {"color": colours[_experiment(name)], "linewidth": 2.0 if main else 0.9,
+                             "alpha": 1.0 if main else 0.75}
+                ax.plot(ks, means, marker="o", markersize=3 if main else 2, label=label_of(name), **style)
+                if len(seeds) > 1 and main and name != BASE:
+                    ax.fill_between(ks, [m - s for m, s in stats], [m + s for m, s in stats], alpha=0.15,
+                                    color=style["color"])
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("k (samples)")
+            ax.set_ylabel("pass@k (%)")
+            stage = ("after SFT" if row == 0 else "after GRPO") if len(stages) > 1 else ""
+            ax.set_title(f"{prefix.upper()} test set{', ' + stage if stage else ''}")
+            ax.grid(alpha=0.3)
+            if column == 0:
+                ax.legend(fontsize=6 if crowded else 7, loc="lower right", ncol=2 if crowded else 1)
     _save(fig, path)
 
 
@@ -203,17 +241,18 @@ def rl_mean_curve(jobs: Sequence[Job], metric: str, window: int = RL_SMOOTHING) 
 
 def plot_rl_curves(runs: Mapping[str, Sequence[Job]], path: Path) -> None:
     """Through the RL stage: the reward and the mean next-token entropy of each run's own samples,
-    per model (``runs``: its RL runs at every seed), by :func:`rl_mean_curve`; SFT's and CurioSFT's
-    starts drawn thicker."""
+    per model (``runs``: its RL runs at every seed), by :func:`rl_mean_curve`; :data:`MAIN` thicker,
+    each experiment in its colour of the pass@k plot."""
+    colours = _colours(list(runs))
     fig = Figure(figsize=(12, 4.6), dpi=100)
     for index, (metric, title) in enumerate((("reward_mean", "reward (share correct)"),
                                              ("rollout_entropy", "entropy of its own samples (nats)"))):
         ax = fig.add_subplot(1, 2, index + 1)
         for name, jobs in runs.items():
             curve = rl_mean_curve(jobs, metric)
-            main = name in ("ce+rl", "curio+rl")
+            main = _experiment(name) in MAIN
             ax.plot([step for step, _ in curve], [value for _, value in curve], label=label_of(name),
-                    linewidth=2.0 if main else 0.9, alpha=1.0 if main else 0.7)
+                    color=colours[_experiment(name)], linewidth=2.0 if main else 0.9, alpha=1.0 if main else 0.7)
         ax.set_xlabel("optimizer step of the RL stage")
         ax.set_title(f"{title}\nmean over seeds, moving average of {RL_SMOOTHING} rollout steps", fontsize=10)
         ax.grid(alpha=0.3)
