@@ -133,6 +133,15 @@ def _experiment(name: str) -> str:
     return name.removesuffix("+rl")
 
 
+def _stages(names: Sequence[str]) -> list[list[str]]:
+    """The models after SFT (and the base), then, when there was an RL stage, the base and the
+    models after GRPO: the rows of the plots."""
+    stages = [[name for name in names if not name.endswith("+rl")]]
+    if any(name.endswith("+rl") for name in names):
+        stages.append([name for name in names if name == BASE or name.endswith("+rl")])
+    return stages
+
+
 def _colours(names: Sequence[str]) -> dict[str, str | tuple]:
     """A colour per experiment (a model and its ``+rl`` share it) for the models ``names``; with more
     than 10, :data:`MAIN` keep the two strongest and the rest come from tab20 past them."""
@@ -148,9 +157,7 @@ def plot_pass_at_k(table: Table, path: Path) -> None:
     """pass@k against k, ID and OOD panels; mean over seeds with a ± std band; base dashed. With an
     RL stage, a second row of panels for the models after GRPO (base repeated). Each experiment keeps
     its colour in both rows; with more than 8 models in a panel only :data:`MAIN` get a band."""
-    stages = [[name for name in table if not name.endswith("+rl")]]
-    if any(name.endswith("+rl") for name in table):
-        stages.append([name for name in table if name == BASE or name.endswith("+rl")])
+    stages = _stages(table)
     colours = _colours(table)
     fig = Figure(figsize=(12, 4.8 * len(stages)), dpi=100)
     for row, names in enumerate(stages):
@@ -184,21 +191,26 @@ def plot_pass_at_k(table: Table, path: Path) -> None:
 
 
 def plot_entropy(table: Table, path: Path, labels: Sequence[tuple[str, str]]) -> None:
-    """Teacher-forced entropy by token label, one group of bars per model (± std over seeds)."""
-    fig = Figure(figsize=(12, 4.5), dpi=100)
-    ax = fig.add_subplot()
+    """Teacher-forced entropy by token label, one group of bars per model (± std over seeds); with an
+    RL stage, a second row for the models after GRPO (base repeated)."""
+    stages = _stages(list(table))
+    widest = max(len(names) for names in stages)
+    fig = Figure(figsize=(max(12.0, 0.85 * widest), 4.5 * len(stages)), dpi=100)
     width = 0.8 / len(labels)
-    names = list(table)
-    for index, (label, title) in enumerate(labels):
-        stats = [_stats([s[f"H/{label}"] for s in table[name]]) for name in names]
-        xs = [i + (index - (len(labels) - 1) / 2) * width for i in range(len(names))]
-        errors = [0.0 if math.isnan(s) else s for _, s in stats]
-        ax.bar(xs, [m for m, _ in stats], width, yerr=errors, capsize=2, label=title)
-    ax.set_xticks(range(len(names)), [label_of(n) for n in names], rotation=20, ha="right", fontsize=8)
-    ax.set_ylabel("entropy (nats, T = 1)")
-    ax.set_title("Teacher-forced token entropy on held-out demonstrations")
-    ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=8)
+    for row, names in enumerate(stages):
+        ax = fig.add_subplot(len(stages), 1, row + 1)
+        for index, (label, title) in enumerate(labels):
+            stats = [_stats([s[f"H/{label}"] for s in table[name]]) for name in names]
+            xs = [i + (index - (len(labels) - 1) / 2) * width for i in range(len(names))]
+            errors = [0.0 if math.isnan(s) else s for _, s in stats]
+            ax.bar(xs, [m for m, _ in stats], width, yerr=errors, capsize=2, label=title, color=f"C{index}")
+        ax.set_xticks(range(len(names)), [label_of(n) for n in names], rotation=20, ha="right", fontsize=8)
+        ax.set_xlim(-0.6, widest - 0.4)
+        ax.set_ylabel("entropy (nats, T = 1)")
+        stage = ("after SFT" if row == 0 else "after GRPO") if len(stages) > 1 else ""
+        ax.set_title(f"Teacher-forced token entropy on held-out demonstrations{', ' + stage if stage else ''}")
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=8)
     _save(fig, path)
 
 
