@@ -273,6 +273,26 @@ def plot_rl_curves(runs: Mapping[str, Sequence[Job]], path: Path) -> None:
     _save(fig, path)
 
 
+def plot_entropy_vs_rl(table: Table, fork_metric: str, fork_title: str, path: Path) -> None:
+    """Question 8's points: each objective's fork entropy after SFT against its ID avg@n after GRPO
+    (seed means, ± std bars), for the objectives finished at both stages."""
+    names = [name for name in table if name != BASE and not name.endswith("+rl") and f"{name}+rl" in table]
+    colours = _colours(list(table))
+    fig = Figure(figsize=(7.5, 5.5), dpi=100)
+    ax = fig.add_subplot()
+    for name in names:
+        (x, dx), (y, dy) = (_stats([s[fork_metric] for s in table[name]]),
+                            _stats([100 * s["id/avg"] for s in table[f"{name}+rl"]]))
+        ax.errorbar([x], [y], xerr=[0.0 if math.isnan(dx) else dx], yerr=[0.0 if math.isnan(dy) else dy],
+                    marker="o", color=colours[name], capsize=2, linestyle="none")
+        ax.annotate(label_of(name), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_xlabel(f"entropy at {fork_title} after SFT (nats, T = 1)")
+    ax.set_ylabel("ID avg@n after GRPO (%)")
+    ax.set_title("Question 8: entropy before RL against accuracy after it", fontsize=10)
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
 def _answers_section(answers: Sequence[Answer], world: str) -> str:
     rows = []
     for answer in answers:
@@ -332,6 +352,7 @@ def write_report(
             ("sample entropy, first steps", _metric("rl/rollout_entropy_start", digits=3)),
             ("sample entropy, last steps", _metric("rl/rollout_entropy_end", digits=3)),
         ])
+        plot_entropy_vs_rl(table, world.fork_metric, fork_title, figures / "entropy_vs_rl.png")
         rl_section = f"""
 ## Through the RL stage
 
@@ -343,6 +364,10 @@ of the run's own samples, averaged over its first and its last 10 rollout steps:
 {rl_rows}
 
 ![through RL]({rel}/rl_curves.png)
+
+Question 8's points (its verdict above ranks them by Spearman's rho):
+
+![entropy before RL against accuracy after it]({rel}/entropy_vs_rl.png)
 """
     keys = [key for name in preset.experiments for key in ((name, f"{name}+rl") if preset.rl else (name,))]
     absent = [key for key in keys if key not in table]
