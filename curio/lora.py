@@ -316,9 +316,19 @@ def _frozen_base_keys(module: nn.Module, state: dict[str, Any]) -> list[str]:
     return [key for key in state if key in frozen and not any(part.startswith("lora_") for part in key.split("."))]
 
 
+#: Elements per float64 block of a fingerprint: a 7B model's embedding is never copied whole.
+FINGERPRINT_BLOCK = 1 << 22
+
+
 def _fingerprints(state: dict[str, Any], keys: list[str]) -> list[tuple[float, float]]:
+    """Each weight's float64 sum and sum of squares, a block of :data:`FINGERPRINT_BLOCK` elements at
+    a time (32 MiB of float64, whatever the tensor's size)."""
     out = []
     for key in keys:
-        values = state[key].detach().double()
-        out.append((float(values.sum()), float(values.square().sum())))
+        total, squares = 0.0, 0.0
+        for block in state[key].detach().reshape(-1).split(FINGERPRINT_BLOCK):
+            values = block.double()
+            total += float(values.sum())
+            squares += float(values.square().sum())
+        out.append((total, squares))
     return out

@@ -293,3 +293,17 @@ def test_a_lora_run_resumes_exactly(lora_run, tmp_path, compose_cfg, lora_overri
     final = checkpoint_state(tmp_path, 4)
     assert all(torch.equal(v, checkpoint_state(lora_run, 4)[k]) for k, v in final.items())
     assert math.isfinite(column(resumed, "train/loss")[-1])
+
+
+def test_a_fingerprint_is_summed_in_blocks_and_equals_the_whole_tensors(monkeypatch):
+    """Fingerprints are taken a block at a time (never a whole float64 copy of a large weight); the
+    sums equal those of the whole tensor, also when a block boundary falls mid-row."""
+    import curio.lora as lora
+
+    gen = torch.Generator().manual_seed(0)
+    state = {"w": torch.randn(37, 11, generator=gen) * 3, "b": torch.randn(5, generator=gen), "t": torch.ones(0)}
+    keys = ["w", "b", "t"]
+    whole = [(float(state[k].double().sum()), float(state[k].double().square().sum())) for k in keys]
+    monkeypatch.setattr(lora, "FINGERPRINT_BLOCK", 16)  # 407 elements: 26 blocks, the last partial
+    got = lora._fingerprints(state, keys)
+    assert [x for pair in got for x in pair] == pytest.approx([x for pair in whole for x in pair], rel=1e-13, abs=1e-12)
