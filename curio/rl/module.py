@@ -266,7 +266,8 @@ class GRPOModule(ResumableRunState, L.LightningModule):
         tokens = max(float(packed[-1]), 1.0)
         metrics = {f"train/{name}": float(packed[1 + i]) / tokens for i, name in enumerate(names)}
         metrics.update({"train/loss": float(packed[0]), "train/grad_norm": float(grad_norm),
-                        "train/lr": optimizer.param_groups[0]["lr"], "train/skipped_steps": float(self.gradient_guard.skipped)})
+                        "train/lr": optimizer.param_groups[0]["lr"],
+                        "train/skipped_steps": float(self.gradient_guard.skipped)})
         if log_now:
             self._log_metrics(metrics, step=self.global_step)
         optimizer.step()
