@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from curio.claims.measures import collect
     from curio.claims.report import write_report
-    from curio.claims.runner import StepFailed, run_study
+    from curio.claims.runner import StepFailed, read_timings, run_study
 
     preset = PRESETS[args.preset]
     root = (args.dir or ROOT / "outputs" / "claims" / preset.name).resolve()
@@ -82,8 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     for job in todo:
         if job.key not in incomplete:
             table.setdefault(job.key, []).append(collect(job))
-    timings_file = root / "timings.json"
-    timings = json.loads(timings_file.read_text(encoding="utf-8")) if timings_file.is_file() else {}
+    timings = read_timings(root)
     total = sum(seconds for steps in timings.values() for seconds in steps.values())
     provenance = {"commit": ", ".join(commits) or commit, "report_commit": commit, "machine": _machine(),
                   "wall": f"{total / 60:.0f} min of train/eval/probe steps (summed over resumes)"}

@@ -79,7 +79,7 @@ when rho > 0 with a one-sided permutation p < 0.05, *contradicted* when rho < 0 
 def label_of(name: str) -> str:
     """A model's name in the report: ``curio+rl`` is CurioSFT's model after the RL stage."""
     if name.endswith("+rl"):
-        return f"{LABELS.get(name[: -len('+rl')], name[: -len('+rl')])} → GRPO"
+        return f"{LABELS.get(_experiment(name), _experiment(name))} → GRPO"
     return LABELS.get(name, name)
 
 
@@ -142,6 +142,11 @@ def _stages(names: Sequence[str]) -> list[list[str]]:
     return stages
 
 
+def _stage_title(row: int, stages: Sequence[Sequence[str]]) -> str:
+    """What a plot's title adds for row ``row`` of :func:`_stages`: nothing without an RL stage."""
+    return "" if len(stages) == 1 else (", after SFT" if row == 0 else ", after GRPO")
+
+
 def _colours(names: Sequence[str]) -> dict[str, str | tuple]:
     """A colour per experiment (a model and its ``+rl`` share it) for the models ``names``; with more
     than 10, :data:`MAIN` keep the two strongest and the rest come from tab20 past them."""
@@ -182,8 +187,7 @@ def plot_pass_at_k(table: Table, path: Path) -> None:
             ax.set_xscale("log", base=2)
             ax.set_xlabel("k (samples)")
             ax.set_ylabel("pass@k (%)")
-            stage = ("after SFT" if row == 0 else "after GRPO") if len(stages) > 1 else ""
-            ax.set_title(f"{prefix.upper()} test set{', ' + stage if stage else ''}")
+            ax.set_title(f"{prefix.upper()} test set{_stage_title(row, stages)}")
             ax.grid(alpha=0.3)
             if column == 0:
                 ax.legend(fontsize=6 if crowded else 7, loc="lower right", ncol=2 if crowded else 1)
@@ -207,8 +211,7 @@ def plot_entropy(table: Table, path: Path, labels: Sequence[tuple[str, str]]) ->
         ax.set_xticks(range(len(names)), [label_of(n) for n in names], rotation=20, ha="right", fontsize=8)
         ax.set_xlim(-0.6, widest - 0.4)
         ax.set_ylabel("entropy (nats, T = 1)")
-        stage = ("after SFT" if row == 0 else "after GRPO") if len(stages) > 1 else ""
-        ax.set_title(f"Teacher-forced token entropy on held-out demonstrations{', ' + stage if stage else ''}")
+        ax.set_title(f"Teacher-forced token entropy on held-out demonstrations{_stage_title(row, stages)}")
         ax.grid(alpha=0.3, axis="y")
         ax.legend(fontsize=8)
     _save(fig, path)
@@ -247,8 +250,8 @@ def rl_mean_curve(jobs: Sequence[Job], metric: str, window: int = RL_SMOOTHING) 
     curves = [dict(rl_curve(job.train_dir / "csv" / "metrics.csv", metric)) for job in jobs]
     steps = sorted(set.intersection(*(set(curve) for curve in curves))) if curves else []
     means = [sum(curve[step] for curve in curves) / len(curves) for step in steps]
-    return [(step, sum(means[max(0, i + 1 - window): i + 1]) / (i + 1 - max(0, i + 1 - window)))
-            for i, step in enumerate(steps)]
+    windows = [means[max(0, i + 1 - window): i + 1] for i in range(len(means))]
+    return [(step, sum(w) / len(w)) for step, w in zip(steps, windows)]
 
 
 def plot_rl_curves(runs: Mapping[str, Sequence[Job]], path: Path) -> None:

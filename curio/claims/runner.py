@@ -94,10 +94,16 @@ def run_probe(job: Job, preset: Preset) -> None:
     write_json_atomic(job.probe_file, result)  # a probe file is either whole or absent
 
 
+def read_timings(root: Path) -> dict[str, dict[str, float]]:
+    """``<root>/timings.json``: each job's step wall times in seconds ({} before the first)."""
+    path = root / "timings.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
 def _record(root: Path, job: Job, step: str, seconds: float) -> None:
     """Add a step's wall time to ``<root>/timings.json`` (the report sums it, resumes included)."""
     path = root / "timings.json"
-    timings = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    timings = read_timings(root)
     timings.setdefault(job.name, {})[step] = round(seconds, 1)
     write_json_atomic(path, timings)
 
@@ -127,10 +133,9 @@ def run_study(preset: Preset, root: Path) -> list[Job]:
 
 def _time_left(root: Path, study: list[Job], remaining: list[Job]) -> float | None:
     """Seconds the ``remaining`` jobs of the ``study`` should take: per stage (SFT or RL), the median
-    wall time of its finished jobs in ``<root>/timings.json`` (robust to a job slowed by other work on the machine);
-    None while a remaining stage has no finished job yet."""
-    path = root / "timings.json"
-    timings = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    wall time of its finished jobs in ``<root>/timings.json`` (robust to a job slowed by other work
+    on the machine); None while a remaining stage has no finished job yet."""
+    timings = read_timings(root)
     per_stage: dict[str, list[float]] = {}
     for job in study:
         steps = timings.get(job.name, {})
