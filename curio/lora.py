@@ -270,15 +270,22 @@ def leave_out_frozen_base(module: nn.Module, checkpoint: dict[str, Any]) -> None
     not a second copy of the model. The weights' names and a fingerprint of each (float64 sum and
     sum of squares) stay, for :func:`restore_frozen_base` to check the rebuilt base against.
 
-    Sharded runs (FSDP2) keep their whole state: their checkpoint is written and read by
-    ``torch.distributed.checkpoint`` against the module's full state dict.
+    A sharded run's (FSDP2) state dict holds each rank's shards (DTensors): the fingerprints are
+    summed over the ranks (a collective: every rank saves alike), and
+    :meth:`curio.parallel.FSDP2Strategy.load_checkpoint` reads such a checkpoint back without the
+    base. A sharded run's consolidated checkpoint (``save_distributed_checkpoint: false``: whole
+    tensors on rank 0, nothing on the others) stays whole: Lightning loads it strictly.
     """
+    from torch.distributed.tensor import DTensor
+
     from curio.export import is_sharded
 
     model = getattr(module, "model", None)
-    if model is None or not has_lora(model) or is_sharded(model):
+    if model is None or not has_lora(model):
         return
     state = checkpoint["state_dict"]
+    if is_sharded(model) and not any(isinstance(value, DTensor) for value in state.values()):
+        return
     keys = _frozen_base_keys(module, state)
     checkpoint[LEFT_OUT] = {"keys": keys, "fingerprints": _fingerprints(state, keys)}
     for key in keys:
@@ -305,9 +312,10 @@ def restore_frozen_base(module: nn.Module, checkpoint: dict[str, Any]) -> None:
         if not all(math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9) for a, b in zip(saved, now)):
             raise ConfigError(f"this LoRA checkpoint was trained on another base model ({key} differs from this "
                               "run's): resume with the model.* settings it was trained with")
-    state = checkpoint["state_dict"]
-    for key in keys:
-        state[key] = current[key]
+    if "state_dict" in checkpoint:  # a sharded checkpoint has none: the base was left in the module
+        state = checkpoint["state_dict"]
+        for key in keys:
+            state[key] = current[key]
 
 
 def _frozen_base_keys(module: nn.Module, state: dict[str, Any]) -> list[str]:
@@ -322,13 +330,22 @@ FINGERPRINT_BLOCK = 1 << 22
 
 def _fingerprints(state: dict[str, Any], keys: list[str]) -> list[tuple[float, float]]:
     """Each weight's float64 sum and sum of squares, a block of :data:`FINGERPRINT_BLOCK` elements at
-    a time (32 MiB of float64, whatever the tensor's size)."""
+    a time (32 MiB of float64, whatever the tensor's size). A DTensor's (an FSDP2 shard's) are its
+    local shard's, summed over the mesh dimensions it is sharded on: every rank must call this alike."""
+    import torch.distributed as dist
+    from torch.distributed.tensor import DTensor
+
     out = []
     for key in keys:
-        total, squares = 0.0, 0.0
-        for block in state[key].detach().reshape(-1).split(FINGERPRINT_BLOCK):
+        tensor = state[key].detach()
+        local = tensor.to_local() if isinstance(tensor, DTensor) else tensor
+        sums = torch.zeros(2, dtype=torch.float64, device=local.device)
+        for block in local.reshape(-1).split(FINGERPRINT_BLOCK):
             values = block.double()
-            total += float(values.sum())
-            squares += float(values.square().sum())
-        out.append((total, squares))
+            sums += torch.stack([values.sum(), values.square().sum()])
+        if isinstance(tensor, DTensor):
+            for dim, placement in enumerate(tensor.placements):
+                if placement.is_shard():
+                    dist.all_reduce(sums, group=tensor.device_mesh.get_group(dim))
+        out.append((float(sums[0]), float(sums[1])))
     return out

@@ -50,6 +50,7 @@ from lightning.pytorch.strategies import ModelParallelStrategy
 from torch import nn
 
 from curio.errors import ConfigError
+from curio.lora import LEFT_OUT, has_lora
 from curio.models.sharded_loading import is_on_meta, load_local_shards
 
 #: ``mixed_precision`` values: param (compute / all-gather) dtype and gradient reduce dtype.
@@ -275,6 +276,34 @@ class FSDP2Strategy(ModelParallelStrategy):
             tmp.rename(path)
             shutil.rmtree(old, ignore_errors=True)
         self.barrier("checkpoint_renamed")
+
+    def load_checkpoint(self, checkpoint_path, weights_only: bool | None = None) -> dict[str, Any]:
+        """Lightning's loading, but for a LoRA run's sharded checkpoint, which leaves the frozen base
+        out (:func:`curio.lora.leave_out_frozen_base`): the adapters and the optimizer state are
+        read into the module, the base stays as the run rebuilt it, and the module's
+        ``on_load_checkpoint`` then checks that base against the checkpoint's fingerprints."""
+        from lightning.fabric.utilities.load import _METADATA_FILENAME
+        from torch.distributed.checkpoint import load
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions, get_model_state_dict, get_optimizer_state_dict, set_optimizer_state_dict)
+
+        path = Path(self.broadcast(str(checkpoint_path)))
+        if not (has_lora(self.lightning_module) and (path / _METADATA_FILENAME).is_file()):
+            return super().load_checkpoint(path, weights_only=weights_only)
+        metadata = torch.load(path / _METADATA_FILENAME, weights_only=weights_only)
+        if LEFT_OUT not in metadata:  # written before the base was left out
+            return super().load_checkpoint(path, weights_only=weights_only)
+        left_out = set(metadata[LEFT_OUT]["keys"])
+        state = {key: value for key, value in get_model_state_dict(self.model).items() if key not in left_out}
+        load({"state_dict": state}, checkpoint_id=path)
+        self.model.load_state_dict(state, strict=False)
+        for index, optimizer in enumerate(self.optimizers):
+            key = f"optimizer_{index}"
+            optimizer_state = {key: get_optimizer_state_dict(self.model, optimizer)}
+            load(optimizer_state, checkpoint_id=path)
+            set_optimizer_state_dict(self.model, optimizer, optim_state_dict=optimizer_state[key],
+                                     options=StateDictOptions(cpu_offload=True))
+        return metadata
 
     def training_step(self, *args: Any, **kwargs: Any):
         assert self.lightning_module is not None

@@ -211,6 +211,44 @@ def test_fsdp_lora_follows_one_process(runs, repo_root, compose_cfg, data):
     assert all(v.abs().max() > 0 for k, v in adapter["one_lora"].items() if "lora_B" in k)
 
 
+def test_fsdp_lora_checkpoint_leaves_out_the_base_and_resumes(runs, repo_root, data):
+    """A LoRA run's sharded checkpoint holds the adapters and their optimizer state, not the frozen
+    base: its base fingerprints (summed over the two ranks' shards) equal the one-process run's
+    (whole tensors), it resumes to the uninterrupted run's numbers exactly, and a resume on
+    another base model is refused before any step."""
+    from torch.distributed.checkpoint import FileSystemReader
+
+    from curio.lora import LEFT_OUT
+
+    ckpt = runs / "fsdp_lora" / "checkpoints" / "step000002.ckpt"
+    assert ckpt.is_dir(), "run test_fsdp_lora_follows_one_process first (same module)"
+    left_out = torch.load(ckpt / "meta.pt", weights_only=True)[LEFT_OUT]
+    whole = torch.load(runs / "one_lora" / "checkpoints" / "step000002.ckpt", weights_only=True)[LEFT_OUT]
+    # 2 decoder layers x (7 linear layers, 2 norms), then the embeddings, the final norm and the output layer
+    assert left_out["keys"] == whole["keys"] and len(whole["keys"]) == 2 * 9 + 3
+    for key, sharded, one in zip(whole["keys"], left_out["fingerprints"], whole["fingerprints"]):
+        torch.testing.assert_close(torch.tensor(sharded, dtype=torch.float64), torch.tensor(one, dtype=torch.float64),
+                                   rtol=1e-9, atol=1e-9, msg=lambda m, key=key: f"{key}: {m}")
+    saved = FileSystemReader(str(ckpt)).read_metadata().state_dict_metadata
+    assert not [key for key in saved if key.removeprefix("state_dict.") in set(whole["keys"])]
+    assert any("lora_A.teacher" in key for key in saved) and any("lora_B.default" in key for key in saved)
+
+    resumed = runs / "fsdp_lora_resumed"
+    run_train(FSDP + LORA + data + [f"ckpt_path={ckpt}"], resumed, repo_root)
+    assert [s for s, _ in curves(resumed)["train/loss"]] == [2, 3]
+    uninterrupted = {k: [(s, v) for s, v in vals if s >= 2] for k, vals in curves(runs / "fsdp_lora").items()}
+    for key in ("train/loss", "train/logq", "train/grad_norm"):
+        assert curves(resumed)[key] == uninterrupted[key], key
+    assert_same_weights(export(resumed), export(runs / "fsdp_lora"), atol=0)
+
+    other_base = FSDP + LORA + data + [f"ckpt_path={ckpt}", "+model.net.config.initializer_range=0.05"]
+    result = subprocess.run([sys.executable, "train.py", *other_base, f"hydra.run.dir={runs / 'fsdp_lora_other'}"],
+                            cwd=repo_root, capture_output=True, text=True, timeout=600)
+    assert result.returncode != 0
+    assert "this LoRA checkpoint was trained on another base model" in result.stdout + result.stderr
+    assert not (runs / "fsdp_lora_other" / "csv" / "metrics.csv").is_file()
+
+
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """A ~60M-parameter Llama saved as a Hugging Face folder (about 240 MB of float32 weights), with
