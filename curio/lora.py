@@ -17,6 +17,7 @@ Face checkpoint for ``from_pretrained`` and vLLM) and the student's adapter alon
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -89,8 +90,12 @@ class LoraSettings:
         return self.rank > 0
 
 
-def apply_lora(model: nn.Module, settings: LoraSettings) -> nn.Module:
+def apply_lora(model: nn.Module, settings: LoraSettings, seed: int) -> nn.Module:
     """Inject the student's adapters into ``model`` in place and freeze everything else.
+
+    The adapters start from :func:`initial_adapter_weight` with ``seed``: the same values whether
+    the model was built whole or on the meta device (``trainer=fsdp``, where each rank fills its
+    shards of them with :func:`adapter_start` once sharded).
 
     Raises:
         ConfigError: when no module matches ``target_modules``, or the output layer is a target
@@ -118,11 +123,48 @@ def apply_lora(model: nn.Module, settings: LoraSettings) -> nn.Module:
     if any(not isinstance(layer.get_base_layer(), nn.Linear) for layer in lora_layers(model)):
         raise ConfigError(f"model.lora.target_modules={settings.target_modules} names a module that is not a "
                           "linear layer (e.g. the embeddings); curio merges and exports linear adapters only")
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            start = initial_adapter_weight(name, param.shape, seed)
+            if start is not None and not param.is_meta:
+                param.copy_(start)
+    setattr(model, SEED_ATTR, seed)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     log.info("LoRA rank %d on %d modules: %s of %s parameters train (%.2f%%)", settings.rank,
              len(lora_layers(model)), f"{trainable:,}", f"{total:,}", 100 * trainable / total)
     return model
+
+
+#: Set on a model by :func:`apply_lora`: the seed its adapters' starting values are drawn from.
+SEED_ATTR = "curio_lora_seed"
+
+
+def initial_adapter_weight(name: str, shape: torch.Size, seed: int) -> Tensor | None:
+    """The starting value of adapter parameter ``name`` (None for any other parameter): peft's
+    default rule, ``lora_A`` Kaiming-uniform (a = sqrt 5) and ``lora_B`` zeros (so the adapted
+    model starts as the base), with ``lora_A`` drawn from a generator seeded by ``seed`` and the
+    layer's name alone: independent of the global random state (which building a model whole or
+    on the meta device moves differently), of the rank, and of the adapter, so that the teacher's
+    adapter starts equal to the student's."""
+    parts = name.split(".")
+    if len(parts) < 3 or parts[-3] not in ("lora_A", "lora_B"):
+        return None
+    if parts[-3] == "lora_B":
+        return torch.zeros(shape)
+    layer = ".".join(parts[:-3])
+    digest = hashlib.sha256(f"{seed}/{layer}".encode()).digest()
+    generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+    return nn.init.kaiming_uniform_(torch.empty(shape), a=math.sqrt(5), generator=generator)
+
+
+def adapter_start(model: nn.Module) -> Callable[[str, torch.Size], Tensor | None] | None:
+    """For a model built on the meta device: ``(name, shape) -> `` an adapter parameter's whole
+    starting value (None for other parameters); None when ``model`` has no adapters."""
+    seed = getattr(model, SEED_ATTR, None)
+    if seed is None:
+        return None
+    return lambda name, shape: initial_adapter_weight(name, shape, seed)
 
 
 def _is_tuner_layer(module: nn.Module | None) -> bool:
@@ -151,6 +193,8 @@ def add_teacher_adapter(model: nn.Module) -> None:
     for layer in lora_layers(model):
         layer.set_adapter(STUDENT)  # active again; peft's rule: only the active adapter trains
     teacher, student = adapter_tensors(model, TEACHER), adapter_tensors(model, STUDENT)
+    if any(p.is_meta for p in student):  # filled once sharded, both from initial_adapter_weight: equal
+        return
     with torch.no_grad():
         torch._foreach_copy_(teacher, student)
 
@@ -202,6 +246,12 @@ def _named_lora_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(name, m) for name, m in model.named_modules() if _is_tuner_layer(m)]
 
 
+def base_name(name: str) -> str:
+    """The plain model's name of a parameter of an adapted model (peft keeps an adapted layer's
+    own weights under ``base_layer``): ``q_proj.base_layer.weight`` -> ``q_proj.weight``."""
+    return name.replace(".base_layer.", ".", 1)
+
+
 def merged_state_dict(model: nn.Module, state: dict[str, Tensor]) -> dict[str, Tensor]:
     """``state`` (the LoRA model's full state dict) with each adapted weight merged,
     ``W + scaling * B @ A`` (computed in float32, stored in W's dtype), under the plain model's
@@ -223,7 +273,7 @@ def merged_tensors(model: nn.Module, state: dict[str, Any],
                 a = whole(state[f"{prefix}.lora_A.{STUDENT}.weight"]).float()
                 b = whole(state[f"{prefix}.lora_B.{STUDENT}.weight"]).float()
                 value = (value.float() + scaling[prefix] * (b @ a)).to(value.dtype)
-            yield f"{prefix}.{rest}", value
+            yield base_name(key), value
         elif not any(part.startswith("lora_") for part in key.split(".")):
             yield key, whole(value)
 

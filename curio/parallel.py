@@ -50,7 +50,7 @@ from lightning.pytorch.strategies import ModelParallelStrategy
 from torch import nn
 
 from curio.errors import ConfigError
-from curio.lora import LEFT_OUT, has_lora
+from curio.lora import LEFT_OUT, adapter_start, has_lora
 from curio.models.sharded_loading import is_on_meta, load_local_shards
 
 #: ``mixed_precision`` values: param (compute / all-gather) dtype and gradient reduce dtype.
@@ -132,7 +132,7 @@ def apply_fsdp2(
         # The student's root: FSDP's default for a root (None: kept gathered until the backward).
         fully_shard(net, mesh=mesh, mp_policy=mp_policy, reshard_after_forward=True if is_teacher else None)
         if is_on_meta(net):  # built on the meta device (big models): each rank reads its own shards
-            load_local_shards(net, device or torch.device(mesh.device_type))
+            load_local_shards(net, device or torch.device(mesh.device_type), initial=adapter_start(net))
         roots.append(net)
     return roots
 

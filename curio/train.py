@@ -118,19 +118,18 @@ def build_model(cfg: DictConfig, tokenizer: Any, lora: LoraSettings, **kwargs: A
 
     A model config read from a checkpoint offers ``init_device`` (``conf/model/``); left null, it
     is ``meta`` under a sharded strategy (``trainer=fsdp``): each rank then loads its own shards
-    once sharded (``curio.models.sharded_loading``) instead of the whole model. Not with LoRA,
-    whose adapters are created with the model's weights.
+    once sharded (``curio.models.sharded_loading``) instead of the whole model; LoRA adapters
+    included (their starting values depend on ``cfg.seed`` and their names alone).
     """
     net = cfg.model.net
-    if ("init_device" in net and net.init_device is None and _is_sharded(cfg.trainer.get("strategy"))
-            and not lora.enabled):
+    if "init_device" in net and net.init_device is None and _is_sharded(cfg.trainer.get("strategy")):
         kwargs["init_device"] = "meta"
     model = build(net, "model.net", **kwargs)
     vocab = model.get_output_embeddings().weight.shape[0]
     if len(tokenizer) > vocab:
         raise ConfigError(f"the tokenizer has {len(tokenizer)} tokens but the model's output layer only {vocab}")
     if lora.enabled:
-        apply_lora(model, lora)
+        apply_lora(model, lora, cfg.seed)
     return model
 
 

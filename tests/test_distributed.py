@@ -29,6 +29,7 @@ import csv
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -251,8 +252,9 @@ def test_fsdp_lora_checkpoint_leaves_out_the_base_and_resumes(runs, repo_root, d
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    """A ~60M-parameter Llama saved as a Hugging Face folder (about 240 MB of float32 weights), with
-    the byte-level tokenizer: big enough for whole-model copies to show in a rank's memory."""
+    """A ~40M-parameter Llama saved as a Hugging Face folder in bfloat16 (as most hub checkpoints
+    are; a run trains it in float32, 166 MB), with the byte-level tokenizer: big enough for
+    whole-model copies to show in a rank's memory. Returns the folder and the float32 size."""
     from curio.export import export_hf
     from curio.models import build_causal_lm, byte_level_tokenizer
 
@@ -261,25 +263,35 @@ def checkpoint(tmp_path_factory):
     model = build_causal_lm({"model_type": "llama", "vocab_size": 32000, "hidden_size": 512, "intermediate_size": 1536,
                              "num_hidden_layers": 8, "num_attention_heads": 8, "num_key_value_heads": 4,
                              "tie_word_embeddings": True, "bos_token_id": None, "eos_token_id": 258, "pad_token_id": 256})
-    export_hf(model, byte_level_tokenizer("chatml"), folder)
+    export_hf(model.to(torch.bfloat16), byte_level_tokenizer("chatml"), folder)
     return folder, sum(p.numel() * 4 for p in model.parameters())
 
 
-def test_fsdp_ranks_load_only_their_shards_of_a_checkpoint(runs, repo_root, data, checkpoint):
+@pytest.mark.parametrize(("lora", "saving"), [([], 1.0), (LORA, 0.4)], ids=["full", "lora"])
+def test_fsdp_ranks_load_only_their_shards_of_a_checkpoint(runs, repo_root, data, checkpoint, lora, saving):
     """Under trainer=fsdp a checkpoint is built on the meta device and each rank reads its own rows:
     the run equals the one that loads the whole model on every rank, and each rank's peak memory at
-    the start of training is lower by about the model's size (student and teacher each hold half)."""
+    the start of training is lower by at least ``saving`` x the model's float32 size. Full fine-tuning:
+    the whole path holds a student and a teacher copy, the sharded path half of each (measured
+    1.4x). LoRA: one model, whole vs half, its adapters and the teacher's adapter drawn from the seed
+    and their names (measured 0.6x: the file pages each path reads count too)."""
     folder, model_bytes = checkpoint
     base = [o for o in FSDP if not o.startswith(("model=", "model.net.config", "callbacks.model_checkpoint"))] + data + [
         "model=export", f"model.path={folder}", "trainer.max_steps=2", "~callbacks.hf_export", "data.val_size=0",
-        "~callbacks.model_checkpoint"]
-    peaks = {}
+        "~callbacks.model_checkpoint", *lora]
+    peaks, tag = {}, "lora_" if lora else ""
     for name, extra in (("meta", []), ("whole", ["model.net.init_device=cpu"])):
-        probe = ["+callbacks.rss._target_=tests.memory_probe.PeakRSSAtTrainStart", f"+callbacks.rss.out={runs / name}_rss"]
-        run_train(base + extra + probe, runs / f"load_{name}", repo_root)
-        peaks[name] = [json.loads((runs / f"{name}_rss" / f"rank{r}.json").read_text())["peak_rss"] for r in (0, 1)]
-    got, want = curves(runs / "load_meta"), curves(runs / "load_whole")
+        rss = runs / f"{tag}{name}_rss"
+        probe = ["+callbacks.rss._target_=tests.memory_probe.PeakRSSAtTrainStart", f"+callbacks.rss.out={rss}"]
+        run_train(base + extra + probe, runs / f"load_{tag}{name}", repo_root)
+        probes = [json.loads((rss / f"rank{r}.json").read_text()) for r in (0, 1)]
+        peaks[name] = [probe["peak_rss"] for probe in probes]
+        reset = all(probe["reset"] for probe in probes)
+    got, want = curves(runs / f"load_{tag}meta"), curves(runs / f"load_{tag}whole")
     for key in ("train/loss", "train/logq", "train/grad_norm"):
         assert got[key] == want[key], key
+    if not (reset or not lora):  # LoRA's saving (one model) hides under the imports' peak unless reset
+        warnings.warn("the kernel refused to reset the peak RSS: LoRA's memory saving not checked")
+        return
     for rank in (0, 1):
-        assert peaks["meta"][rank] < peaks["whole"][rank] - 0.5 * model_bytes, (peaks, model_bytes)
+        assert peaks["meta"][rank] < peaks["whole"][rank] - saving * model_bytes, (peaks, model_bytes)

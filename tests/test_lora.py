@@ -26,6 +26,7 @@ from curio.lora import (
     add_teacher_adapter,
     apply_lora,
     export_adapter,
+    initial_adapter_weight,
     merged_state_dict,
 )
 from curio.models import build_causal_lm, byte_level_tokenizer
@@ -85,16 +86,16 @@ def test_bad_settings_name_the_key(values, message):
 
 def test_targets_must_exist_and_must_not_be_the_output_layer():
     with pytest.raises(ConfigError, match="model.lora.target_modules=\\['nope'\\]"):
-        apply_lora(tiny(), LoraSettings(rank=4, target_modules=["nope"]))
+        apply_lora(tiny(), LoraSettings(rank=4, target_modules=["nope"]), seed=0)
     with pytest.raises(ConfigError, match="not a linear layer"):
-        apply_lora(tiny(), LoraSettings(rank=4, target_modules=["embed_tokens"]))
+        apply_lora(tiny(), LoraSettings(rank=4, target_modules=["embed_tokens"]), seed=0)
     with pytest.raises(ConfigError, match="output layer"):
         apply_lora(build_causal_lm({**TINY, "tie_word_embeddings": False}),
-                   LoraSettings(rank=4, target_modules=["q_proj", "lm_head"]))
+                   LoraSettings(rank=4, target_modules=["q_proj", "lm_head"]), seed=0)
 
 
 def test_only_the_adapters_train_and_the_teacher_adapter_starts_as_a_frozen_copy():
-    model = apply_lora(tiny(), SETTINGS)
+    model = apply_lora(tiny(), SETTINGS, seed=0)
     # all-linear: the 7 linear layers of each of the 2 decoder layers, not the output layer
     assert sorted({n.split(".")[-4] for n, p in model.named_parameters() if p.requires_grad}) == [
         "down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"]
@@ -106,10 +107,36 @@ def test_only_the_adapters_train_and_the_teacher_adapter_starts_as_a_frozen_copy
     assert all(s.requires_grad for s in student) and not any(t.requires_grad for t in teacher)
 
 
+def test_adapters_start_from_the_seed_and_their_names_alone():
+    """lora_A Kaiming-uniform (a = sqrt 5: bound 1 / sqrt(fan_in)), lora_B zeros, drawn from the
+    seed and the layer's name: whatever the global random state (which building a model whole or
+    on the meta device moves differently), different per layer and per seed."""
+    torch.manual_seed(123)
+    model = apply_lora(tiny(), SETTINGS, seed=0)
+    torch.manual_seed(7)
+    again = dict(apply_lora(tiny(), SETTINGS, seed=0).named_parameters())
+    other_seed = dict(apply_lora(tiny(), SETTINGS, seed=1).named_parameters())
+    a_weights = []
+    for name, param in model.named_parameters():
+        start = initial_adapter_weight(name, param.shape, 0)
+        if "lora_" not in name:
+            assert start is None, name
+            continue
+        assert torch.equal(param, start) and torch.equal(param, again[name]), name
+        if ".lora_B." in name:
+            assert not param.any(), name
+        else:
+            bound = 1 / math.sqrt(param.shape[1])
+            assert param.abs().max() <= bound and param.abs().max() > 0.9 * bound, name
+            assert not torch.equal(param, other_seed[name]), name
+            a_weights.append(param.flatten()[:16])
+    assert len({tuple(w.tolist()) for w in a_weights}) == len(a_weights) == 2 * 7  # no two layers alike
+
+
 def test_active_adapter_runs_the_named_adapter_and_restores_the_student():
     base = tiny()
     base_state = copy.deepcopy(base.state_dict())
-    model = apply_lora(base, SETTINGS)
+    model = apply_lora(base, SETTINGS, seed=0)
     perturbed(model, STUDENT, 0)
     add_teacher_adapter(model)
     perturbed(model, TEACHER, 1)
@@ -129,7 +156,7 @@ def test_active_adapter_runs_the_named_adapter_and_restores_the_student():
 def test_exports_merge_the_student_adapter_and_write_it_alone_for_peft(tmp_path):
     base = tiny()
     base_state = copy.deepcopy(base.state_dict())
-    model = apply_lora(base, SETTINGS)
+    model = apply_lora(base, SETTINGS, seed=0)
     perturbed(model, STUDENT, 0)
     add_teacher_adapter(model)
     perturbed(model, TEACHER, 1)  # must reach neither export
@@ -151,7 +178,7 @@ def test_exports_merge_the_student_adapter_and_write_it_alone_for_peft(tmp_path)
 
 
 def test_frozen_teacher_on_lora_is_the_start_model_with_no_copy():
-    model = apply_lora(tiny(), SETTINGS)
+    model = apply_lora(tiny(), SETTINGS, seed=0)
     teacher = FrozenTeacher()
     teacher.attach(model)
     perturbed(model, STUDENT, 0)  # the student moves; the teacher must not
@@ -163,7 +190,7 @@ def test_frozen_teacher_on_lora_is_the_start_model_with_no_copy():
 
 
 def test_lagged_teacher_on_lora_syncs_its_adapter_by_the_rule_and_holds_no_second_base():
-    model = apply_lora(tiny(), SETTINGS)
+    model = apply_lora(tiny(), SETTINGS, seed=0)
     teacher = LaggedTeacher(sync_every=2, alpha=0.75)
     teacher.attach(model)
     start = [t.clone() for t in adapter_tensors(model, TEACHER)]
@@ -186,7 +213,7 @@ def test_active_adapter_restores_each_modules_own_mode():
     """from_pretrained leaves a model in eval mode and peft's new modules in train mode: after a
     teacher pass each module has its own mode back (one flag for the whole model turned the
     student's LoRA dropout off for good after the first step)."""
-    model = apply_lora(tiny().eval(), SETTINGS)
+    model = apply_lora(tiny().eval(), SETTINGS, seed=0)
     add_teacher_adapter(model)
     before = {name: m.training for name, m in model.named_modules()}
     assert set(before.values()) == {True, False}
@@ -197,7 +224,7 @@ def test_active_adapter_restores_each_modules_own_mode():
 
 def test_a_teacher_dtype_with_lora_is_refused():
     with pytest.raises(ConfigError, match="teacher.dtype"):
-        LaggedTeacher(dtype="bfloat16").attach(apply_lora(tiny(), SETTINGS))
+        LaggedTeacher(dtype="bfloat16").attach(apply_lora(tiny(), SETTINGS, seed=0))
 
 
 # ---------------------------------------------------------------------------------- training
@@ -249,7 +276,7 @@ def test_a_lora_run_trains_the_adapter_only_and_syncs_the_teacher_adapter(lora_r
 def test_a_lora_checkpoint_holds_the_adapters_not_the_base_which_never_moves(lora_run):
     """The frozen base is left out of checkpoints (named and fingerprinted): its fingerprints at
     steps 2 and 4 are the start model's, so the base never moved."""
-    base = apply_lora(tiny(), SETTINGS).state_dict()
+    base = apply_lora(tiny(), SETTINGS, seed=0).state_dict()
     base_keys = [k for k in base if ".lora_" not in k]
     for step in (2, 4):
         ckpt = checkpoint(lora_run, step)
@@ -274,7 +301,7 @@ def test_resuming_a_lora_checkpoint_on_another_base_is_refused(lora_run, tmp_pat
 
 def test_a_lora_run_exports_the_merged_model_and_the_adapter(lora_run):
     trained = checkpoint_state(lora_run, 4)
-    model = apply_lora(tiny(), SETTINGS)
+    model = apply_lora(tiny(), SETTINGS, seed=0)
     add_teacher_adapter(model)
     missing, unexpected = model.load_state_dict(trained, strict=False)
     assert not unexpected and all(".lora_" not in k for k in missing)  # the base: tiny()'s own

@@ -8,19 +8,24 @@ memory; buffers such as rotary frequencies are computed for real, they are small
 its checkpoint folder. ``curio.parallel.apply_fsdp2`` shards the student and the teacher's copy
 on the meta device and then calls :func:`load_local_shards` on each: every rank allocates its
 local shards and reads from the safetensors files just the rows it holds (a memory-mapped slice
-per parameter), so its host memory follows the shard, not the model.
+per parameter), so its host memory follows the shard, not the model. A LoRA model's adapters,
+which no checkpoint holds, get their starting values from :func:`curio.lora.adapter_start`, and
+its adapted layers' weights (``q_proj.base_layer.weight``) are read under the plain model's names.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from curio.lora import base_name
 
 log = logging.getLogger(__name__)
 
@@ -88,31 +93,41 @@ class SafetensorsReader:
         return part[start:stop]
 
 
-def load_local_shards(model: nn.Module, device: torch.device) -> None:
+def load_local_shards(model: nn.Module, device: torch.device,
+                      initial: Callable[[str, torch.Size], Tensor | None] | None = None) -> None:
     """Allocate ``model``'s parameters (sharded by ``fully_shard`` while on the meta device) on
     ``device`` and fill each rank's shard from the checkpoint the model was built from.
 
     Buffers keep the values they were built with (they never were on the meta device), unless the
-    checkpoint holds them.
+    checkpoint holds them. ``initial(name, shape)`` gives the whole starting value of a parameter
+    the checkpoint does not hold (LoRA adapters: :func:`curio.lora.adapter_start`), or None.
 
     Raises:
-        ValueError: a parameter the checkpoint does not hold.
+        ValueError: a parameter neither the checkpoint nor ``initial`` gives.
     """
     folder = Path(getattr(model, CHECKPOINT_ATTR))
     with SafetensorsReader(folder) as reader:
-        _fill_local_shards(model, device, reader)
+        _fill_local_shards(model, device, reader, initial)
     log.info("loaded this rank's shards of %s from %s", type(model).__name__, folder)
 
 
-def _fill_local_shards(model: nn.Module, device: torch.device, reader: SafetensorsReader) -> None:
+def _fill_local_shards(model: nn.Module, device: torch.device, reader: SafetensorsReader,
+                       initial: Callable[[str, torch.Size], Tensor | None] | None) -> None:
     from torch.distributed.tensor import DTensor
     from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
 
-    names = [name for name, _ in model.named_parameters()]
-    missing = [name for name in names if name not in reader]
+    started = {}  # parameters the checkpoint does not hold: their whole starting values
+    for name, param in model.named_parameters():
+        if base_name(name) not in reader and initial is not None and (value := initial(name, param.shape)) is not None:
+            started[name] = value
+    missing = [name for name, _ in model.named_parameters() if base_name(name) not in reader and name not in started]
     if missing:
         raise ValueError(f"{reader.folder} holds no {missing[:3]} ({len(missing)} parameters missing): cannot load "
                          f"{type(model).__name__} shard by shard")
+
+    def rows(name: str, start: int, stop: int) -> Tensor:
+        return started[name][start:stop] if name in started else reader.rows(base_name(name), start, stop)
+
     buffers = {name: b for name, b in model.named_buffers()}
     model.to_empty(device=device)  # parameters: this rank's shards, not yet filled
     with torch.no_grad():
@@ -125,6 +140,6 @@ def _fill_local_shards(model: nn.Module, device: torch.device, reader: Safetenso
                 if local.numel() == 0:
                     continue
                 start = offset[0] if offset else 0
-                local.copy_(reader.rows(name, start, start + shape[0]).view(local.shape))
+                local.copy_(rows(name, start, start + shape[0]).view(local.shape))
             else:
-                param.copy_(reader.rows(name, 0, param.shape[0] if param.dim() else 0))
+                param.copy_(rows(name, 0, param.shape[0] if param.dim() else 0))

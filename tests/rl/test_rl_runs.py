@@ -219,7 +219,7 @@ def test_a_lora_policys_weights_for_the_engine_are_merged_under_the_plain_names(
 
     model = AutoModelForCausalLM.from_pretrained(BASE)
     plain = model.state_dict().keys()
-    apply_lora(model, LoraSettings(rank=4, dropout=0.0))
+    apply_lora(model, LoraSettings(rank=4, dropout=0.0), seed=0)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "lora_B" in name:
