@@ -13,8 +13,9 @@ class PeakRSSAtTrainStart(L.Callback):
     The peak is ``VmHWM``, this process image's own high-water mark (``getrusage``'s ``ru_maxrss``
     survives ``exec``, so a rank started by a large process, the test suite, would report its
     parent's peak). It is reset when the callback is built, which ``train.py`` does with the trainer,
-    before the tokenizer, the data and the model, so imports and earlier transients do not count; ``"reset": false`` in the file says the kernel refused the reset (then the peak
-    is the whole process's)."""
+    before the tokenizer, the data and the model, so imports and earlier transients do not count;
+    ``"reset": false`` in the file says the kernel refused the reset (then the peak is the whole
+    process's)."""
 
     def __init__(self, out: str):
         self.out = Path(out)
