@@ -193,7 +193,16 @@ def add_teacher_adapter(model: nn.Module) -> None:
     for layer in lora_layers(model):
         layer.set_adapter(STUDENT)  # active again; peft's rule: only the active adapter trains
     teacher, student = adapter_tensors(model, TEACHER), adapter_tensors(model, STUDENT)
-    if any(p.is_meta for p in student):  # filled once sharded, both from initial_adapter_weight: equal
+    if any(p.is_meta for p in student):
+        # peft leaves a new adapter where it made it (the CPU, float32) when its layer's other
+        # adapter is on the meta device: the teacher's goes where the student's is, in its dtype.
+        # Both are filled once sharded, from initial_adapter_weight, which gives them equal values.
+        for layer in lora_layers(model):
+            for attr in layer.adapter_layer_names:
+                adapters = getattr(layer, attr)
+                if TEACHER in adapters and isinstance(adapters[TEACHER], nn.Module):
+                    like = next(adapters[STUDENT].parameters())
+                    adapters[TEACHER].to(device=like.device, dtype=like.dtype)
         return
     with torch.no_grad():
         torch._foreach_copy_(teacher, student)
@@ -381,21 +390,29 @@ FINGERPRINT_BLOCK = 1 << 22
 def _fingerprints(state: dict[str, Any], keys: list[str]) -> list[tuple[float, float]]:
     """Each weight's float64 sum and sum of squares, a block of :data:`FINGERPRINT_BLOCK` elements at
     a time (32 MiB of float64, whatever the tensor's size). A DTensor's (an FSDP2 shard's) are its
-    local shard's, summed over the mesh dimensions it is sharded on: every rank must call this alike."""
+    local shard's, summed over the mesh dimensions it is sharded on, in one collective per mesh
+    and dimension on the mesh's device (NCCL takes no CPU tensors, and a saved state dict is
+    offloaded to the CPU): every rank must call this alike."""
     import torch.distributed as dist
     from torch.distributed.tensor import DTensor
 
-    out = []
-    for key in keys:
+    table = torch.zeros(len(keys), 2, dtype=torch.float64)  # this rank's part of each weight
+    sharded: dict[tuple[int, tuple], list[int]] = {}  # (mesh, placements) -> rows to sum over ranks
+    meshes = {}
+    for row, key in enumerate(keys):
         tensor = state[key].detach()
         local = tensor.to_local() if isinstance(tensor, DTensor) else tensor
-        sums = torch.zeros(2, dtype=torch.float64, device=local.device)
         for block in local.reshape(-1).split(FINGERPRINT_BLOCK):
             values = block.double()
-            sums += torch.stack([values.sum(), values.square().sum()])
+            table[row] += torch.stack([values.sum(), values.square().sum()]).cpu()
         if isinstance(tensor, DTensor):
-            for dim, placement in enumerate(tensor.placements):
-                if placement.is_shard():
-                    dist.all_reduce(sums, group=tensor.device_mesh.get_group(dim))
-        out.append((float(sums[0]), float(sums[1])))
-    return out
+            meshes[id(tensor.device_mesh)] = tensor.device_mesh
+            sharded.setdefault((id(tensor.device_mesh), tuple(tensor.placements)), []).append(row)
+    for (mesh_id, placements), rows in sharded.items():
+        mesh = meshes[mesh_id]
+        part = table[rows].to(mesh.device_type)
+        for dim, placement in enumerate(placements):
+            if placement.is_shard():
+                dist.all_reduce(part, group=mesh.get_group(dim))
+        table[rows] = part.cpu()
+    return [(total, squares) for total, squares in table.tolist()]

@@ -288,10 +288,14 @@ class FSDP2Strategy(ModelParallelStrategy):
             StateDictOptions, get_model_state_dict, get_optimizer_state_dict, set_optimizer_state_dict)
 
         path = Path(self.broadcast(str(checkpoint_path)))
-        if not (has_lora(self.lightning_module) and (path / _METADATA_FILENAME).is_file()):
+        if not (path / _METADATA_FILENAME).is_file():  # one consolidated file: loaded whole and strictly
             return super().load_checkpoint(path, weights_only=weights_only)
-        metadata = torch.load(path / _METADATA_FILENAME, weights_only=weights_only)
-        if LEFT_OUT not in metadata:  # written before the base was left out
+        metadata = torch.load(path / _METADATA_FILENAME, weights_only=weights_only)  # small: no tensors
+        lora = has_lora(self.lightning_module)
+        if LEFT_OUT in metadata and not lora:
+            raise ConfigError(f"{path} was written by a LoRA run (its base left out): resume it with the "
+                              "model.lora settings it was trained with")
+        if LEFT_OUT not in metadata:  # the whole state (a full run, or LoRA before the base was left out)
             return super().load_checkpoint(path, weights_only=weights_only)
         left_out = set(metadata[LEFT_OUT]["keys"])
         state = {key: value for key, value in get_model_state_dict(self.model).items() if key not in left_out}

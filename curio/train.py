@@ -86,6 +86,10 @@ def start_run(cfg: DictConfig, data_key: str) -> tuple[dict[str, Any], L.Trainer
     """What every run does between its cheap parts and its model: write the run config, seed,
     build the trainer, the tokenizer and the data (``cfg[data_key]``), every row read and checked
     now, so that a bad row fails before the model loads. Returns the resolved config with them."""
+    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
+        shown = "null" if cfg.seed is None else cfg.seed
+        raise ConfigError(f"seed={shown}: must be an integer (it seeds the data order, the LoRA adapters' start "
+                          "and the sampling)")
     resolved = save_run_config(cfg, Path(cfg.paths.output_dir))
     L.seed_everything(cfg.seed, workers=True)
     trainer = build_trainer(cfg)
@@ -119,7 +123,7 @@ def build_model(cfg: DictConfig, tokenizer: Any, lora: LoraSettings, **kwargs: A
     A model config read from a checkpoint offers ``init_device`` (``conf/model/``); left null, it
     is ``meta`` under a sharded strategy (``trainer=fsdp``): each rank then loads its own shards
     once sharded (``curio.models.sharded_loading``) instead of the whole model; LoRA adapters
-    included (their starting values depend on ``cfg.seed`` and their names alone).
+    included (their starting values depend on the run's seed and their names alone).
     """
     net = cfg.model.net
     if "init_device" in net and net.init_device is None and _is_sharded(cfg.trainer.get("strategy")):
@@ -129,7 +133,7 @@ def build_model(cfg: DictConfig, tokenizer: Any, lora: LoraSettings, **kwargs: A
     if len(tokenizer) > vocab:
         raise ConfigError(f"the tokenizer has {len(tokenizer)} tokens but the model's output layer only {vocab}")
     if lora.enabled:
-        apply_lora(model, lora, cfg.seed)
+        apply_lora(model, lora, seed=cfg.seed)
     return model
 
 

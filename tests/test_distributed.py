@@ -248,6 +248,11 @@ def test_fsdp_lora_checkpoint_leaves_out_the_base_and_resumes(runs, repo_root, d
     assert result.returncode != 0
     assert "this LoRA checkpoint was trained on another base model" in result.stdout + result.stderr
     assert not (runs / "fsdp_lora_other" / "csv" / "metrics.csv").is_file()
+    no_lora = subprocess.run([sys.executable, "train.py", *FSDP, *data, f"ckpt_path={ckpt}",
+                              f"hydra.run.dir={runs / 'fsdp_lora_as_full'}"],
+                             cwd=repo_root, capture_output=True, text=True, timeout=600)
+    assert no_lora.returncode != 0
+    assert "was written by a LoRA run (its base left out)" in no_lora.stdout + no_lora.stderr
 
 
 @pytest.fixture(scope="module")
@@ -279,18 +284,18 @@ def test_fsdp_ranks_load_only_their_shards_of_a_checkpoint(runs, repo_root, data
     base = [o for o in FSDP if not o.startswith(("model=", "model.net.config", "callbacks.model_checkpoint"))] + data + [
         "model=export", f"model.path={folder}", "trainer.max_steps=2", "~callbacks.hf_export", "data.val_size=0",
         "~callbacks.model_checkpoint", *lora]
-    peaks, tag = {}, "lora_" if lora else ""
+    peaks, reset, tag = {}, True, "lora_" if lora else ""
     for name, extra in (("meta", []), ("whole", ["model.net.init_device=cpu"])):
         rss = runs / f"{tag}{name}_rss"
         probe = ["+callbacks.rss._target_=tests.memory_probe.PeakRSSAtTrainStart", f"+callbacks.rss.out={rss}"]
         run_train(base + extra + probe, runs / f"load_{tag}{name}", repo_root)
-        probes = [json.loads((rss / f"rank{r}.json").read_text()) for r in (0, 1)]
-        peaks[name] = [probe["peak_rss"] for probe in probes]
-        reset = all(probe["reset"] for probe in probes)
+        measured = [json.loads((rss / f"rank{r}.json").read_text()) for r in (0, 1)]
+        peaks[name] = [rank["peak_rss"] for rank in measured]
+        reset = reset and all(rank["reset"] for rank in measured)
     got, want = curves(runs / f"load_{tag}meta"), curves(runs / f"load_{tag}whole")
     for key in ("train/loss", "train/logq", "train/grad_norm"):
         assert got[key] == want[key], key
-    if not (reset or not lora):  # LoRA's saving (one model) hides under the imports' peak unless reset
+    if lora and not reset:  # LoRA's saving (one model) hides under the imports' peak unless reset
         warnings.warn("the kernel refused to reset the peak RSS: LoRA's memory saving not checked")
         return
     for rank in (0, 1):

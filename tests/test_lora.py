@@ -133,6 +133,24 @@ def test_adapters_start_from_the_seed_and_their_names_alone():
     assert len({tuple(w.tolist()) for w in a_weights}) == len(a_weights) == 2 * 7  # no two layers alike
 
 
+def test_on_the_meta_device_the_teacher_adapter_takes_the_students_place_and_dtype():
+    """trainer=fsdp builds a checkpoint's model on the meta device; peft would leave the teacher's
+    adapter on the CPU in float32 there (its layer's student adapter being on meta), so a bfloat16
+    model's teacher would start in another dtype than the whole-model path gives it."""
+    from accelerate import init_empty_weights
+
+    with init_empty_weights(include_buffers=False):
+        model = build_causal_lm(TINY).to(torch.bfloat16)
+    apply_lora(model, SETTINGS, seed=0)
+    add_teacher_adapter(model)
+    whole = apply_lora(tiny().to(torch.bfloat16), SETTINGS, seed=0)
+    add_teacher_adapter(whole)
+    for name in (STUDENT, TEACHER):
+        assert {(p.device.type, p.dtype) for p in adapter_tensors(model, name)} == {("meta", torch.bfloat16)}, name
+        assert {p.dtype for p in adapter_tensors(whole, name)} == {torch.bfloat16}, name
+    assert not any(p.requires_grad for p in adapter_tensors(model, TEACHER))
+
+
 def test_active_adapter_runs_the_named_adapter_and_restores_the_student():
     base = tiny()
     base_state = copy.deepcopy(base.state_dict())

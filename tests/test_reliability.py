@@ -79,6 +79,7 @@ def test_a_value_error_exits_2_before_lightning_is_imported(repo_root):
     ("trainer.precision=bf17", "trainer: Precision 'bf17' is invalid"),
     ("data.micro_batch_size=41", "one optimizer step needs 41 sequences"),
     ("trainer.val_check_interval=500", "trainer.val_check_interval=500: an epoch has only"),
+    ("seed=null", "seed=null: must be an integer"),
 ])
 def test_constructor_errors_name_the_key_and_come_before_the_model(monkeypatch, tmp_path, compose_cfg, fast,
                                                                    override, needle):

@@ -116,17 +116,20 @@ def _fill_local_shards(model: nn.Module, device: torch.device, reader: Safetenso
     from torch.distributed.tensor import DTensor
     from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
 
-    started = {}  # parameters the checkpoint does not hold: their whole starting values
+    stored = {}  # parameter -> its name in the checkpoint
+    started = {}  # parameters the checkpoint does not hold -> their whole starting values
     for name, param in model.named_parameters():
-        if base_name(name) not in reader and initial is not None and (value := initial(name, param.shape)) is not None:
+        if name in reader or base_name(name) in reader:
+            stored[name] = name if name in reader else base_name(name)
+        elif initial is not None and (value := initial(name, param.shape)) is not None:
             started[name] = value
-    missing = [name for name, _ in model.named_parameters() if base_name(name) not in reader and name not in started]
+    missing = [name for name, _ in model.named_parameters() if name not in stored and name not in started]
     if missing:
         raise ValueError(f"{reader.folder} holds no {missing[:3]} ({len(missing)} parameters missing): cannot load "
                          f"{type(model).__name__} shard by shard")
 
     def rows(name: str, start: int, stop: int) -> Tensor:
-        return started[name][start:stop] if name in started else reader.rows(base_name(name), start, stop)
+        return started[name][start:stop] if name in started else reader.rows(stored[name], start, stop)
 
     buffers = {name: b for name, b in model.named_buffers()}
     model.to_empty(device=device)  # parameters: this rank's shards, not yet filled
