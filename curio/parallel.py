@@ -291,8 +291,7 @@ class FSDP2Strategy(ModelParallelStrategy):
         if not (path / _METADATA_FILENAME).is_file():  # one consolidated file: loaded whole and strictly
             return super().load_checkpoint(path, weights_only=weights_only)
         metadata = torch.load(path / _METADATA_FILENAME, weights_only=weights_only)  # small: no tensors
-        lora = has_lora(self.lightning_module)
-        if LEFT_OUT in metadata and not lora:
+        if LEFT_OUT in metadata and not has_lora(self.lightning_module):
             raise ConfigError(f"{path} was written by a LoRA run (its base left out): resume it with the "
                               "model.lora settings it was trained with")
         if LEFT_OUT not in metadata:  # the whole state (a full run, or LoRA before the base was left out)

@@ -119,8 +119,9 @@ def _fill_local_shards(model: nn.Module, device: torch.device, reader: Safetenso
     stored = {}  # parameter -> its name in the checkpoint
     started = {}  # parameters the checkpoint does not hold -> their whole starting values
     for name, param in model.named_parameters():
-        if name in reader or base_name(name) in reader:
-            stored[name] = name if name in reader else base_name(name)
+        held = next((key for key in (name, base_name(name)) if key in reader), None)
+        if held is not None:
+            stored[name] = held
         elif initial is not None and (value := initial(name, param.shape)) is not None:
             started[name] = value
     missing = [name for name, _ in model.named_parameters() if name not in stored and name not in started]
