@@ -192,7 +192,7 @@ def add_teacher_adapter(model: nn.Module) -> None:
         inject_adapter_in_model(model.peft_config[STUDENT], model, adapter_name=TEACHER)
     for layer in lora_layers(model):
         layer.set_adapter(STUDENT)  # active again; peft's rule: only the active adapter trains
-    teacher, student = adapter_tensors(model, TEACHER), adapter_tensors(model, STUDENT)
+    student = adapter_tensors(model, STUDENT)
     if any(p.is_meta for p in student):
         # peft leaves a new adapter where it made it (the CPU, float32) when its layer's other
         # adapter is on the meta device: the teacher's goes where the student's is, in its dtype.
@@ -205,7 +205,7 @@ def add_teacher_adapter(model: nn.Module) -> None:
                     adapters[TEACHER].to(device=like.device, dtype=like.dtype)
         return
     with torch.no_grad():
-        torch._foreach_copy_(teacher, student)
+        torch._foreach_copy_(adapter_tensors(model, TEACHER), student)
 
 
 def adapter_tensors(model: nn.Module, name: str) -> list[Tensor]:

@@ -94,18 +94,21 @@ def run_probe(job: Job, preset: Preset) -> None:
     write_json_atomic(job.probe_file, result)  # a probe file is either whole or absent
 
 
+#: A study folder's file of step wall times.
+TIMINGS = "timings.json"
+
+
 def read_timings(root: Path) -> dict[str, dict[str, float]]:
     """``<root>/timings.json``: each job's step wall times in seconds ({} before the first)."""
-    path = root / "timings.json"
+    path = root / TIMINGS
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 def _record(root: Path, job: Job, step: str, seconds: float) -> None:
     """Add a step's wall time to ``<root>/timings.json`` (the report sums it, resumes included)."""
-    path = root / "timings.json"
     timings = read_timings(root)
     timings.setdefault(job.name, {})[step] = round(seconds, 1)
-    write_json_atomic(path, timings)
+    write_json_atomic(root / TIMINGS, timings)
 
 
 def run_study(preset: Preset, root: Path) -> list[Job]:
