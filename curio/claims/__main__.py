@@ -1,4 +1,4 @@
-"""``python -m curio.claims [--preset full|quick|smoke|fork_full|fork_quick|fork_smoke] [--dir DIR] [--report FILE] [--report-only]``
+"""``python -m curio.claims [--preset full|quick|smoke|fork_full|fork_quick|fork_smoke] [--dir DIR] [--report FILE] [--report-only] [--workers N]``
 
 Runs every claims experiment for every seed of the preset (resumable: rerun the same command after
 an interruption), evaluates and probes each model and the base model, then writes the report.
@@ -47,11 +47,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--report", type=Path, help="report file (default docs/results_tiny.md for full, "
                                                       "docs/results_fork.md for fork_full, else in <dir>)")
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from finished runs")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="models trained/evaluated at once, each with cores // N threads (default 1)")
     args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error(f"--workers {args.workers}: must be at least 1")
+    if args.workers > 1:  # read by this process's torch (probes) and every step's subprocess
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.workers)))
 
     from curio.claims.measures import collect
     from curio.claims.report import write_report
-    from curio.claims.runner import StepFailed, read_timings, run_study
+    from curio.claims.runner import StepFailed, StudyBusy, read_timings, run_study, study_lock
 
     preset = PRESETS[args.preset]
     root = (args.dir or ROOT / "outputs" / "claims" / preset.name).resolve()
@@ -62,13 +68,16 @@ def main(argv: list[str] | None = None) -> None:
     commits_file = root / "commits.json"  # the code each (resumed) invocation ran, for the report
     commits = json.loads(commits_file.read_text(encoding="utf-8")) if commits_file.is_file() else []
     commit = _commit()
-    if not args.report_only and commit not in commits:
-        commits.append(commit)
-        root.mkdir(parents=True, exist_ok=True)
-        commits_file.write_text(json.dumps(commits), encoding="utf-8")
     try:
-        todo = jobs(preset, root) if args.report_only else run_study(preset, root)
-    except StepFailed as err:
+        if args.report_only:
+            todo = jobs(preset, root)
+        else:
+            with study_lock(root):
+                if commit not in commits:
+                    commits.append(commit)
+                    commits_file.write_text(json.dumps(commits), encoding="utf-8")
+                todo = run_study(preset, root, args.workers)
+    except (StepFailed, StudyBusy) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
     finished = [job for job in todo if (job.eval_dir / "results.json").is_file() and job.probe_file.is_file()]
@@ -85,7 +94,8 @@ def main(argv: list[str] | None = None) -> None:
     timings = read_timings(root)
     total = sum(seconds for steps in timings.values() for seconds in steps.values())
     provenance = {"commit": ", ".join(commits) or commit, "report_commit": commit, "machine": _machine(),
-                  "wall": f"{total / 60:.0f} min of train/eval/probe steps (summed over resumes)"}
+                  "wall": f"{total / 60:.0f} min of train/eval/probe steps "
+                          "(summed over resumes and over jobs run side by side)"}
     started = time.perf_counter()
     answers = write_report(preset, table, {j.key: j for j in todo if j.seed == preset.seeds[0]},
                            report, command, provenance)

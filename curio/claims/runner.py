@@ -5,17 +5,29 @@ its output in a log file next to its results, so a failed job can be read and re
 interrupted at any point continues where it stopped: a finished export, a finished ``results.json``
 or a probe file is never redone, a half-trained run resumes from its last checkpoint
 (``ckpt_path=auto``) and a half-evaluated one keeps the benchmarks it finished (``resume=true``).
+
+Jobs are chained per experiment and seed (an RL job starts from its SFT model). With more than one
+worker, that many chains run at once and the command line gives each step ``cores // workers``
+threads: the tiny models' steps are bound by Python overhead, so two one-thread jobs on two cores
+do more work than one two-thread job. The command line holds a lock file, so that a second
+invocation cannot run the same study folder.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from itertools import groupby
 from pathlib import Path
 
 from curio.claims.plan import BASE, Job, Preset, jobs
@@ -27,6 +39,10 @@ log = logging.getLogger(__name__)
 
 class StepFailed(RuntimeError):
     """A train.py / eval.py subprocess exited non-zero; the message names its log file."""
+
+
+class StudyBusy(RuntimeError):
+    """Another invocation holds the study folder's lock."""
 
 
 def _run(command: list[str], log_file: Path) -> None:
@@ -96,6 +112,7 @@ def run_probe(job: Job, preset: Preset) -> None:
 
 #: A study folder's file of step wall times.
 TIMINGS = "timings.json"
+_timings_lock = threading.Lock()
 
 
 def read_timings(root: Path) -> dict[str, dict[str, float]]:
@@ -106,32 +123,86 @@ def read_timings(root: Path) -> dict[str, dict[str, float]]:
 
 def _record(root: Path, job: Job, step: str, seconds: float) -> None:
     """Add a step's wall time to ``<root>/timings.json`` (the report sums it, resumes included)."""
-    timings = read_timings(root)
-    timings.setdefault(job.name, {})[step] = round(seconds, 1)
-    write_json_atomic(root / TIMINGS, timings)
+    with _timings_lock:  # side-by-side jobs must not lose each other's entries
+        timings = read_timings(root)
+        timings.setdefault(job.name, {})[step] = round(seconds, 1)
+        write_json_atomic(root / TIMINGS, timings)
 
 
-def run_study(preset: Preset, root: Path) -> list[Job]:
-    """Run (or finish) every job of ``preset`` under ``root``; returns the jobs."""
+def chains(todo: list[Job]) -> list[list[Job]]:
+    """The jobs grouped by experiment and seed, in order: each chain runs in sequence (an RL job
+    needs its SFT model), different chains are independent."""
+    return [list(chain) for _, chain in groupby(todo, key=lambda job: (job.experiment, job.seed))]
+
+
+@contextmanager
+def study_lock(root: Path) -> Iterator[None]:
+    """Hold ``<root>/.lock`` (the kernel drops it when the process ends, even when killed), or
+    raise :class:`StudyBusy` if another process holds it."""
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / ".lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StudyBusy(f"another `python -m curio.claims` is running the study in {root}; "
+                            "wait for it or stop it first") from None
+        yield
+
+
+def run_study(preset: Preset, root: Path, workers: int = 1) -> list[Job]:
+    """Run (or finish) every job of ``preset`` under ``root``, ``workers`` chains at a time;
+    returns the jobs. A failed step stops new chains from starting; the running ones finish, then
+    the first failure is raised."""
     todo = jobs(preset, root)
+    pending = chains(todo)
+    finished: list[Job] = []
+    failures: list[Exception] = []
+    state = threading.Lock()
     started = time.perf_counter()
-    for index, job in enumerate(todo, 1):
-        steps = []
-        if job.experiment != BASE and not trained(job):
-            steps.append(("train", train))
-        if not evaluated(job):
-            steps.append(("eval", evaluate))
-        if not job.probe_file.is_file():
-            steps.append(("probe", run_probe))
-        for step, run in steps:
-            t0 = time.perf_counter()
-            run(job, preset)
-            _record(root, job, step, time.perf_counter() - t0)
-        done = ", ".join(step for step, _ in steps) or "already done"
-        left = _time_left(root, todo, todo[index:])
-        print(f"[{index}/{len(todo)}] {job.name}: {done} (study {(time.perf_counter() - started) / 60:.1f} min"
-              + (f"; about {left / 3600:.1f} h left at the median pace so far)" if left else ")"), flush=True)
+
+    def work() -> None:
+        while True:
+            with state:
+                if failures or not pending:
+                    return
+                chain = pending.pop(0)
+            for job in chain:
+                try:
+                    done = _run_job(job, preset, root)
+                except Exception as err:
+                    with state:
+                        failures.append(err)
+                    return
+                with state:
+                    finished.append(job)
+                    left = _time_left(root, todo, [other for other in todo if other not in finished])
+                    print(f"[{len(finished)}/{len(todo)}] {job.name}: {done} "
+                          f"(study {(time.perf_counter() - started) / 60:.1f} min"
+                          + (f"; about {left / workers / 3600:.1f} h left at the median pace so far)"
+                             if left else ")"), flush=True)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for _ in range(workers):
+            pool.submit(work)
+    if failures:
+        raise failures[0]
     return todo
+
+
+def _run_job(job: Job, preset: Preset, root: Path) -> str:
+    """Train, evaluate and probe one model, skipping what is done; returns the steps it ran."""
+    steps = []
+    if job.experiment != BASE and not trained(job):
+        steps.append(("train", train))
+    if not evaluated(job):
+        steps.append(("eval", evaluate))
+    if not job.probe_file.is_file():
+        steps.append(("probe", run_probe))
+    for step, run in steps:
+        t0 = time.perf_counter()
+        run(job, preset)
+        _record(root, job, step, time.perf_counter() - t0)
+    return ", ".join(step for step, _ in steps) or "already done"
 
 
 def _time_left(root: Path, study: list[Job], remaining: list[Job]) -> float | None:

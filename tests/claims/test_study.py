@@ -49,9 +49,11 @@ def test_report_only_refuses_an_unfinished_study(tmp_path):
 def test_fork_world_smoke_study_runs_sft_then_grpo(tmp_path):
     """The fork world's study (docs/claims_v2_protocol.md) runs end to end with its own base, test
     sets and held-out demonstrations: every SFT model then a GRPO run from it, both evaluated and
-    probed; the questions compare fork entropy, and 6-8 are answered (8 needs more objectives)."""
+    probed; the questions compare fork entropy, and 6-8 are answered (8 needs more objectives).
+    Two models at a time, as the full study runs on 2 cores."""
     result = subprocess.run(
-        [sys.executable, "-m", "curio.claims", "--preset", "fork_smoke", "--dir", str(tmp_path / "fork")],
+        [sys.executable, "-m", "curio.claims", "--preset", "fork_smoke", "--dir", str(tmp_path / "fork"),
+         "--workers", "2"],
         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
