@@ -86,3 +86,14 @@ def test_teacher_stats_logit_kinds_are_what_the_report_says():
     assert traces["gated"] == pytest.approx(0.6) and traces["interior"] > 0.2
     assert set(flat["median_ms"]) == {"full-vocabulary entropy", "tau rule (top-K, bisection, gate)", "log q",
                                       "all (CurioLoss.teacher_stats)"}
+
+
+def test_study_workers_benchmark_runs_the_study_steps(capsys):
+    """The side-by-side benchmark (docs/benchmarks.md) at its smallest: both of the study's steps
+    run (a failed step exits with its error) and each gives a table row."""
+    from bench.study_workers import main
+
+    main(["--jobs", "1", "--eval-problems", "1", "--train-steps", "2"])
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert rows[2].startswith("| `eval.py` (1 problems x 64 samples) |")
+    assert rows[3].startswith("| `train.py` (2 steps) |") and rows[3].endswith("x |")

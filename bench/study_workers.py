@@ -1,0 +1,73 @@
+"""``python -m bench.study_workers [--jobs N] [--eval-problems P] [--train-steps S]``
+
+Should a claims study run its jobs side by side (``python -m curio.claims --workers N``)? Times the
+study's own steps on the fork world, N copies of each: one after another with N torch threads each,
+then all N at once with one thread each (as ``--workers N`` runs them). A step is the real command
+line the study runs: ``eval.py`` sampling the shipped base model (64 samples per problem), and
+``train.py experiment=claims/curio`` on the fork world's data. Start-up of each process is included,
+as in the study. Run it on an otherwise idle machine; the results table is in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from curio.claims.plan import FORK
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _eval(out: Path, problems: int) -> list[str]:
+    return [sys.executable, "eval.py", f"model={FORK.base_model}", "benchmarks=[fork_id]", f"limit={problems}",
+            "sampling.n=64", "sampling.max_new_tokens=320", "seed=0", "generation.batch_size=64",
+            "generation.progress=false", f"hydra.run.dir={out}"]
+
+
+def _train(out: Path, steps: int) -> list[str]:
+    return [sys.executable, "train.py", "experiment=claims/curio", "seed=0", *FORK.train_overrides,
+            f"trainer.max_steps={steps}", "~callbacks.progress_bar", f"hydra.run.dir={out}"]
+
+
+def _wall(commands: list[list[str]], threads: int, at_once: bool) -> float:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "WANDB_MODE": "disabled"}
+    start = time.perf_counter()
+    if at_once:
+        running = [subprocess.Popen(c, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                   for c in commands]
+        failed = [p.communicate()[1] for p in running if p.wait() != 0]
+    else:
+        results = [subprocess.run(c, cwd=ROOT, env=env, capture_output=True) for c in commands]
+        failed = [r.stderr for r in results if r.returncode != 0]
+    if failed:
+        sys.exit(f"a step failed:\n{failed[0].decode(errors='replace')[-2000:]}")
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="copies of each step (default: cores)")
+    parser.add_argument("--eval-problems", type=int, default=8)
+    parser.add_argument("--train-steps", type=int, default=60)
+    args = parser.parse_args(argv)
+    print(f"| step | {args.jobs} jobs one after another, {args.jobs} threads each (s) "
+          f"| {args.jobs} jobs at once, 1 thread each (s) | work per second, at once / one after another |")
+    print("|---|---:|---:|---:|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, build, size in (("eval.py", _eval, args.eval_problems), ("train.py", _train, args.train_steps)):
+            walls = []
+            for at_once in (False, True):
+                commands = [build(Path(tmp) / f"{name}-{at_once}-{i}", size) for i in range(args.jobs)]
+                walls.append(_wall(commands, 1 if at_once else args.jobs, at_once))
+            label = f"`{name}` ({size} problems x 64 samples)" if name == "eval.py" else f"`{name}` ({size} steps)"
+            print(f"| {label} | {walls[0]:.1f} | {walls[1]:.1f} | {walls[0] / walls[1]:.2f}x |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
