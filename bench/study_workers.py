@@ -37,17 +37,21 @@ def _train(out: Path, steps: int) -> list[str]:
 def _wall(commands: list[list[str]], threads: int, at_once: bool) -> float:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "WANDB_MODE": "disabled"}
+    logs = [tempfile.TemporaryFile() for _ in commands]  # files, not pipes: a full pipe would stall a step
     start = time.perf_counter()
     if at_once:
-        running = [subprocess.Popen(c, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-                   for c in commands]
-        failed = [p.communicate()[1] for p in running if p.wait() != 0]
+        running = [subprocess.Popen(c, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+                   for c, log in zip(commands, logs)]
+        codes = [p.wait() for p in running]
     else:
-        results = [subprocess.run(c, cwd=ROOT, env=env, capture_output=True) for c in commands]
-        failed = [r.stderr for r in results if r.returncode != 0]
+        codes = [subprocess.call(c, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+                 for c, log in zip(commands, logs)]
+    seconds = time.perf_counter() - start
+    failed = [log for code, log in zip(codes, logs) if code != 0]
     if failed:
-        sys.exit(f"a step failed:\n{failed[0].decode(errors='replace')[-2000:]}")
-    return time.perf_counter() - start
+        failed[0].seek(0)
+        sys.exit(f"a step failed:\n{failed[0].read().decode(errors='replace')[-2000:]}")
+    return seconds
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,4 +1,5 @@
-"""The benchmark harness's arithmetic: pooled rounds, FLOPs per token, presets (no timing here)."""
+"""The benchmark harness's arithmetic: pooled rounds, FLOPs per token, presets (no timing here);
+and one smallest run of the side-by-side study benchmark, whose numbers are not checked."""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -39,6 +40,15 @@ def _machine() -> str:
             f"Python {platform.python_version()}, torch {torch.__version__}")
 
 
+def _read_commits(path: Path) -> list[str]:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
+
+
+def _exit_on_sigterm(signum: int, frame) -> None:
+    """SIGTERM as an exception in the main thread, so that the runner stops its running steps."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m curio.claims", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -48,7 +58,8 @@ def main(argv: list[str] | None = None) -> None:
                                                       "docs/results_fork.md for fork_full, else in <dir>)")
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from finished runs")
     parser.add_argument("--workers", type=int, default=1,
-                        help="models trained/evaluated at once, each with cores // N threads (default 1)")
+                        help="experiment/seed chains (an SFT model, then its RL run) run at once, each step "
+                             "with cores // N threads (default 1)")
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error(f"--workers {args.workers}: must be at least 1")
@@ -66,17 +77,20 @@ def main(argv: list[str] | None = None) -> None:
     command = "python -m curio.claims" + ("" if preset.name == "full" else f" --preset {preset.name}")
     print(f"claims study '{preset.name}': {len(jobs(preset, root))} models, folder {root}", flush=True)
     commits_file = root / "commits.json"  # the code each (resumed) invocation ran, for the report
-    commits = json.loads(commits_file.read_text(encoding="utf-8")) if commits_file.is_file() else []
     commit = _commit()
     try:
         if args.report_only:
             todo = jobs(preset, root)
         else:
-            with study_lock(root):
-                if commit not in commits:
-                    commits.append(commit)
-                    commits_file.write_text(json.dumps(commits), encoding="utf-8")
-                todo = run_study(preset, root, args.workers)
+            previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+            try:
+                with study_lock(root):
+                    commits = _read_commits(commits_file)
+                    if commit not in commits:
+                        commits_file.write_text(json.dumps([*commits, commit]), encoding="utf-8")
+                    todo = run_study(preset, root, args.workers)
+            finally:
+                signal.signal(signal.SIGTERM, previous)
     except (StepFailed, StudyBusy) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
@@ -93,7 +107,8 @@ def main(argv: list[str] | None = None) -> None:
             table.setdefault(job.key, []).append(collect(job))
     timings = read_timings(root)
     total = sum(seconds for steps in timings.values() for seconds in steps.values())
-    provenance = {"commit": ", ".join(commits) or commit, "report_commit": commit, "machine": _machine(),
+    provenance = {"commit": ", ".join(_read_commits(commits_file)) or commit, "report_commit": commit,
+                  "machine": _machine(),
                   "wall": f"{total / 60:.0f} min of train/eval/probe steps "
                           "(summed over resumes and over jobs run side by side)"}
     started = time.perf_counter()

@@ -25,7 +25,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from itertools import groupby
 from pathlib import Path
@@ -45,16 +44,42 @@ class StudyBusy(RuntimeError):
     """Another invocation holds the study folder's lock."""
 
 
+#: The step subprocesses running now, so that an interrupted study can stop them.
+_running: set[subprocess.Popen] = set()
+_running_lock = threading.Lock()
+
+
 def _run(command: list[str], log_file: Path) -> None:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("a", encoding="utf-8") as out:
         out.write(f"$ {' '.join(command)}\n")
         out.flush()
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "WANDB_MODE": "disabled"}
-        code = subprocess.call(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
+        with _running_lock:
+            _running.add(process)
+        try:
+            code = process.wait()
+        except BaseException:  # interrupted in this thread: the step must not outlive the study
+            _stop(process)
+            raise
+        finally:
+            with _running_lock:
+                _running.discard(process)
     if code != 0:
         tail = log_file.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-5:]
         raise StepFailed(f"exit {code}: {' '.join(command[1:3])} ... (log: {log_file})\n" + "\n".join(tail))
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL after 30 s (a step killed at any point resumes: ``ckpt_path=auto``,
+    ``resume=true``)."""
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def trained(job: Job) -> bool:
@@ -137,8 +162,9 @@ def chains(todo: list[Job]) -> list[list[Job]]:
 
 @contextmanager
 def study_lock(root: Path) -> Iterator[None]:
-    """Hold ``<root>/.lock`` (the kernel drops it when the process ends, even when killed), or
-    raise :class:`StudyBusy` if another process holds it."""
+    """Hold ``<root>/.lock``, or raise :class:`StudyBusy` if another process holds it. The kernel
+    drops it when the process ends, however it ends; a command killed with SIGKILL leaves its running
+    steps behind it, so stop a study with Ctrl-C or SIGTERM (its steps stop with it)."""
     root.mkdir(parents=True, exist_ok=True)
     with (root / ".lock").open("w") as handle:
         try:
@@ -151,39 +177,63 @@ def study_lock(root: Path) -> Iterator[None]:
 
 def run_study(preset: Preset, root: Path, workers: int = 1) -> list[Job]:
     """Run (or finish) every job of ``preset`` under ``root``, ``workers`` chains at a time;
-    returns the jobs. A failed step stops new chains from starting; the running ones finish, then
-    the first failure is raised."""
+    returns the jobs. A failed step is reported at once and stops the study: no job starts after
+    it, the jobs running on other workers finish, then the first failure is raised. An interrupt
+    (Ctrl-C, or SIGTERM through the command line) stops the running steps at once."""
     todo = jobs(preset, root)
     pending = chains(todo)
     finished: list[Job] = []
-    failures: list[Exception] = []
-    state = threading.Lock()
+    failures: list[BaseException] = []
+    stop = threading.Event()
+    state_lock = threading.Lock()
     started = time.perf_counter()
 
     def work() -> None:
-        while True:
-            with state:
-                if failures or not pending:
-                    return
-                chain = pending.pop(0)
-            for job in chain:
-                try:
-                    done = _run_job(job, preset, root)
-                except Exception as err:
-                    with state:
-                        failures.append(err)
-                    return
-                with state:
-                    finished.append(job)
-                    left = _time_left(root, todo, [other for other in todo if other not in finished])
-                    print(f"[{len(finished)}/{len(todo)}] {job.name}: {done} "
-                          f"(study {(time.perf_counter() - started) / 60:.1f} min"
-                          + (f"; about {left / workers / 3600:.1f} h left at the median pace so far)"
-                             if left else ")"), flush=True)
+        try:
+            while not stop.is_set():
+                with state_lock:
+                    if not pending:
+                        return
+                    chain = pending.pop(0)
+                for job in chain:
+                    if stop.is_set():
+                        return
+                    try:
+                        done = _run_job(job, preset, root)
+                    except Exception as err:
+                        if not stop.is_set():  # (after an interrupt, the stopped steps' exits are no news)
+                            print(f"{job.name}: failed; no job starts after it ({str(err).splitlines()[0]})",
+                                  file=sys.stderr, flush=True)
+                        raise
+                    with state_lock:
+                        finished.append(job)
+                        left = _time_left(root, todo, [other for other in todo if other not in finished], workers)
+                        print(f"[{len(finished)}/{len(todo)}] {job.name}: {done} "
+                              f"(study {(time.perf_counter() - started) / 60:.1f} min"
+                              + (f"; about {left / 3600:.1f} h left at the median pace so far)"
+                                 if left else ")"), flush=True)
+        except BaseException as err:  # a step, the progress line, an interrupt: every one stops the study
+            failures.append(err)
+            stop.set()
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for _ in range(workers):
-            pool.submit(work)
+    if workers == 1:
+        work()
+    else:
+        threads = [threading.Thread(target=work, name=f"study-worker-{i}") for i in range(workers)]
+        for thread in threads:
+            thread.start()
+        try:
+            for thread in threads:
+                thread.join()
+        except BaseException:  # only this thread sees Ctrl-C / SIGTERM: stop the workers' steps
+            stop.set()
+            with _running_lock:
+                running = list(_running)
+            for process in running:
+                _stop(process)
+            for thread in threads:
+                thread.join()
+            raise
     if failures:
         raise failures[0]
     return todo
@@ -205,20 +255,21 @@ def _run_job(job: Job, preset: Preset, root: Path) -> str:
     return ", ".join(step for step, _ in steps) or "already done"
 
 
-def _time_left(root: Path, study: list[Job], remaining: list[Job]) -> float | None:
-    """Seconds the ``remaining`` jobs of the ``study`` should take: per stage (SFT or RL), the median
-    wall time of its finished jobs in ``<root>/timings.json`` (robust to a job slowed by other work
-    on the machine); None while a remaining stage has no finished job yet."""
+def _time_left(root: Path, study: list[Job], remaining: list[Job], workers: int = 1) -> float | None:
+    """Seconds the ``remaining`` jobs of the ``study`` should take on ``workers`` workers: each job
+    at the median wall time of the finished jobs of its stage (SFT or RL) in
+    ``<root>/timings.json`` (robust to a job slowed by other work on the machine), the chains shared
+    by the workers but none shorter than its own length; None while a remaining stage has no
+    finished job yet."""
     timings = read_timings(root)
     per_stage: dict[str, list[float]] = {}
     for job in study:
         steps = timings.get(job.name, {})
         if "train" in steps and "eval" in steps:  # the base model is evaluated, never trained
             per_stage.setdefault(job.stage, []).append(sum(steps.values()))
-    left = 0.0
-    for job in remaining:
-        seconds = per_stage.get(job.stage)
-        if not seconds:
-            return None
-        left += statistics.median(seconds)
-    return left
+    if any(job.stage not in per_stage for job in remaining):
+        return None
+    lengths = [sum(statistics.median(per_stage[job.stage]) for job in chain) for chain in chains(remaining)]
+    if not lengths:
+        return 0.0
+    return max(sum(lengths) / min(workers, len(lengths)), max(lengths))

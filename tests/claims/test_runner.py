@@ -3,6 +3,10 @@ order, a failure stops new chains, and one study folder is run by one process at
 are replaced by recorders here; the smoke studies (test_study.py) run the real ones."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -11,6 +15,7 @@ import pytest
 from curio.claims import runner
 from curio.claims.plan import PRESETS, jobs
 from curio.claims.runner import StepFailed, StudyBusy, chains, run_study, study_lock
+from curio.config import ROOT
 from curio.evaluation.results import write_json_atomic
 
 PRESET = PRESETS["fork_smoke"]  # base, ce, ce+rl, curio, curio+rl
@@ -20,8 +25,10 @@ class Recorder:
     """Stands in for train/evaluate/run_probe: writes what the runner checks for and logs
     (event, job name, time) with how many steps were running at once."""
 
-    def __init__(self, fail: str | None = None):
+    def __init__(self, fail: str | None = None, hold: str | None = None):
         self.events: list[tuple[str, str]] = []
+        self.hold = hold  # this job's steps wait until the failing step has failed
+        self.failed = threading.Event()
         self.running = 0
         self.most_at_once = 0
         self.fail = fail
@@ -33,10 +40,14 @@ class Recorder:
             self.running += 1
             self.most_at_once = max(self.most_at_once, self.running)
         time.sleep(0.05)  # long enough for the other worker to start its own step
+        if job.name == self.hold:
+            assert self.failed.wait(timeout=60)
+            time.sleep(0.3)  # for the runner to record the failure
         with self.lock:
             self.running -= 1
             self.events.append((f"end {kind}", job.name))
         if job.name == self.fail:
+            self.failed.set()
             raise StepFailed(f"exit 1: {job.name}")
         write()
 
@@ -105,14 +116,39 @@ def test_every_step_runs_once_in_order_and_side_by_side(tmp_path, recorder, work
     assert rec.events == []
 
 
-def test_a_failed_step_stops_new_chains_and_is_raised(tmp_path, recorder):
-    rec = recorder(fail="base/seed0")  # the first chain fails at its evaluation
-    with pytest.raises(StepFailed, match="base/seed0"):
+def test_a_failed_step_stops_the_study_after_the_running_jobs(tmp_path, recorder, capsys):
+    # The two workers take the first two chains (base; ce then ce+rl); ce's training fails while
+    # base's evaluation is running.
+    rec = recorder(fail="ce/seed0", hold="base/seed0")
+    with pytest.raises(StepFailed, match="ce/seed0"):
         run_study(PRESET, tmp_path, workers=2)
     started = {job for event, job in rec.events if event.startswith("start")}
-    # The second worker's chain (ce, then ce+rl) runs to its end; no chain starts after the failure.
-    assert "ce+rl/seed0" in started
-    assert not any(name.startswith("curio") for name in started)
+    assert ("end probe", "base/seed0") in rec.events  # the job running elsewhere finished
+    assert "ce+rl/seed0" not in started  # not the failed chain's next job
+    assert not any(name.startswith("curio") for name in started)  # nor another chain
+    assert "ce/seed0: failed; no job starts after it (exit 1: ce/seed0)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_error_outside_the_steps_stops_the_study_too(tmp_path, recorder, monkeypatch, workers):
+    recorder()
+
+    def broken(*args):
+        raise RuntimeError("progress line broke")
+
+    monkeypatch.setattr(runner, "_time_left", broken)
+    with pytest.raises(RuntimeError, match="progress line broke"):
+        run_study(PRESET, tmp_path, workers)
+
+
+def test_time_left_shares_the_chains_among_the_workers(tmp_path):
+    study = jobs(PRESET, tmp_path)  # base, ce, ce+rl, curio, curio+rl
+    write_json_atomic(tmp_path / "timings.json", {"ce/seed0": {"train": 10.0, "eval": 20.0},
+                                                  "ce+rl/seed0": {"train": 100.0, "eval": 50.0}})
+    assert runner._time_left(tmp_path, study, study[3:], workers=2) == 180.0  # one chain: no sharing
+    assert runner._time_left(tmp_path, study, study[2:], workers=1) == 330.0
+    # ce+rl (150 s) beside the curio chain (180 s): the longer chain sets the end, not 330 / 2.
+    assert runner._time_left(tmp_path, study, study[2:], workers=2) == 180.0
 
 
 def test_one_process_per_study_folder(tmp_path):
@@ -122,6 +158,53 @@ def test_one_process_per_study_folder(tmp_path):
                 pass
     with study_lock(tmp_path):  # released when the holder is done
         pass
+
+
+def test_the_command_line_takes_the_lock_and_report_only_does_not(tmp_path, capsys):
+    from curio.claims.__main__ import main
+
+    with study_lock(tmp_path):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--preset", "fork_smoke", "--dir", str(tmp_path)])
+        assert exit_info.value.code == 1
+        assert "another `python -m curio.claims` is running the study" in capsys.readouterr().err
+        assert not (tmp_path / "commits.json").exists()  # refused before writing anything
+        with pytest.raises(SystemExit):  # reading a running study is allowed
+            main(["--preset", "fork_smoke", "--dir", str(tmp_path), "--report-only"])
+        assert "base model is not evaluated yet" in capsys.readouterr().err
+
+
+SLEEPING_STUDY = """
+import os, sys, time
+from pathlib import Path
+from curio.claims import runner
+from curio.claims.__main__ import main
+
+folder = Path(sys.argv[1])
+
+def sleep(job, preset):  # a step that runs until it is stopped, leaving its pid behind
+    runner._run([sys.executable, "-c", f"import os, time; open('{folder}/pid-' + str(os.getpid()), 'w'); "
+                 "time.sleep(300)"], folder / "steps.log")
+
+runner.train = runner.evaluate = sleep
+main(["--preset", "fork_smoke", "--dir", str(folder / "study"), "--workers", "2"])
+"""
+
+
+def test_sigterm_stops_the_running_steps_of_every_worker(tmp_path):
+    study = subprocess.Popen([sys.executable, "-c", SLEEPING_STUDY, str(tmp_path)], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(pids := list(tmp_path.glob("pid-*"))) < 2:  # both workers are in a step
+        assert time.monotonic() < deadline and study.poll() is None, study.communicate()
+        time.sleep(0.2)
+    study.terminate()
+    _, err = study.communicate(timeout=60)
+    assert study.returncode == 128 + signal.SIGTERM, err
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(int(pid.name.removeprefix("pid-")), 0)
+    assert "failed" not in err  # the stopped steps are not reported as failures
 
 
 def test_workers_must_be_positive(capsys):
