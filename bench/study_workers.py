@@ -2,10 +2,11 @@
 
 Should a claims study run its jobs side by side (``python -m curio.claims --workers N``)? Times the
 study's own steps on the fork world, N copies of each: one after another with N torch threads each,
-then all N at once with one thread each (as ``--workers N`` runs them). A step is the real command
-line the study runs: ``eval.py`` sampling the shipped base model (64 samples per problem), and
-``train.py experiment=claims/curio`` on the fork world's data. Start-up of each process is included,
-as in the study. Run it on an otherwise idle machine; the results table is in docs/benchmarks.md.
+then all N at once with one thread each (as ``--workers N`` runs them). A step is the command line
+the study runs (``curio.claims.runner``), smaller: ``eval.py`` sampling the shipped base model (the
+ID test set, 64 samples per problem), and ``train.py experiment=claims/curio`` on the fork world.
+Start-up of each process is included, as in the study. Run it on an otherwise idle machine; the
+results table is in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -16,22 +17,25 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from curio.claims.plan import FORK
+from curio.claims.plan import BASE, PRESETS, Job
+from curio.claims.runner import eval_command, train_command
 
 ROOT = Path(__file__).resolve().parents[1]
+STUDY = PRESETS["fork_full"]
 
 
 def _eval(out: Path, problems: int) -> list[str]:
-    return [sys.executable, "eval.py", f"model={FORK.base_model}", "benchmarks=[fork_id]", f"limit={problems}",
-            "sampling.n=64", "sampling.max_new_tokens=320", "seed=0", "generation.batch_size=64",
-            "generation.progress=false", f"hydra.run.dir={out}"]
+    first = next(iter(STUDY.world.benchmarks))  # the ID test set
+    world = replace(STUDY.world, benchmarks={first: STUDY.world.benchmarks[first]})
+    return eval_command(Job(BASE, 0, out, world), replace(STUDY, limit=problems))
 
 
 def _train(out: Path, steps: int) -> list[str]:
-    return [sys.executable, "train.py", "experiment=claims/curio", "seed=0", *FORK.train_overrides,
-            f"trainer.max_steps={steps}", "~callbacks.progress_bar", f"hydra.run.dir={out}"]
+    overrides = (*STUDY.train_overrides, f"trainer.max_steps={steps}")
+    return train_command(Job("curio", 0, out, STUDY.world), replace(STUDY, train_overrides=overrides))
 
 
 def _wall(commands: list[list[str]], threads: int, at_once: bool) -> float:

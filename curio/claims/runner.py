@@ -94,35 +94,38 @@ def evaluated(job: Job) -> bool:
     return results.get("finished") is not None and set(job.world.benchmarks) <= set(results.get("benchmarks", {}))
 
 
-def train(job: Job, preset: Preset) -> None:
+def train_command(job: Job, preset: Preset) -> list[str]:
+    """``train.py`` for an SFT job; ``rl.py`` for an RL job (from its SFT model, with the world's
+    prompts and tuned settings)."""
     if job.stage == "rl":
-        return reinforce(job, preset)
-    command = [
+        return [
+            sys.executable, "rl.py", f"model={job.sft.model_dir}", f"prompts={job.world.prompts}", f"seed={job.seed}",
+            f"hydra.run.dir={job.train_dir}", "ckpt_path=auto", "~callbacks.progress_bar", *preset.rl_overrides,
+        ]
+    return [
         sys.executable, "train.py", f"experiment=claims/{job.experiment}", f"seed={job.seed}",
         f"hydra.run.dir={job.train_dir}", "ckpt_path=auto", "~callbacks.progress_bar",
         *job.world.train_overrides, *preset.train_overrides,
     ]
-    _run(command, job.train_dir.parent / f"seed{job.seed}.train.log")
 
 
-def reinforce(job: Job, preset: Preset) -> None:
-    """The RL stage from the job's SFT model: ``rl.py`` with the world's prompts and tuned settings."""
-    command = [
-        sys.executable, "rl.py", f"model={job.sft.model_dir}", f"prompts={job.world.prompts}", f"seed={job.seed}",
-        f"hydra.run.dir={job.train_dir}", "ckpt_path=auto", "~callbacks.progress_bar", *preset.rl_overrides,
-    ]
-    _run(command, job.train_dir.parent / f"seed{job.seed}.rl.log")
+def train(job: Job, preset: Preset) -> None:
+    log = f"seed{job.seed}.{'rl' if job.stage == 'rl' else 'train'}.log"
+    _run(train_command(job, preset), job.train_dir.parent / log)
 
 
-def evaluate(job: Job, preset: Preset) -> None:
-    command = [
+def eval_command(job: Job, preset: Preset) -> list[str]:
+    return [
         sys.executable, "eval.py", f"model={job.model_dir}", f"benchmarks=[{','.join(job.world.benchmarks)}]",
         f"limit={preset.limit}", f"sampling.n={preset.samples}", f"sampling.max_new_tokens={preset.max_new_tokens}",
         f"seed={job.seed}",
         f"generation.batch_size={preset.eval_batch_size}", "generation.progress=false",
         f"model.name={job.key}", f"hydra.run.dir={job.eval_dir}", "resume=true",
     ]
-    _run(command, job.eval_dir.parent / f"seed{job.seed}.eval.log")
+
+
+def evaluate(job: Job, preset: Preset) -> None:
+    _run(eval_command(job, preset), job.eval_dir.parent / f"seed{job.seed}.eval.log")
 
 
 def run_probe(job: Job, preset: Preset) -> None:
@@ -207,11 +210,7 @@ def run_study(preset: Preset, root: Path, workers: int = 1) -> list[Job]:
                         raise
                     with state_lock:
                         finished.append(job)
-                        left = _time_left(root, todo, [other for other in todo if other not in finished], workers)
-                        print(f"[{len(finished)}/{len(todo)}] {job.name}: {done} "
-                              f"(study {(time.perf_counter() - started) / 60:.1f} min"
-                              + (f"; about {left / 3600:.1f} h left at the median pace so far)"
-                                 if left else ")"), flush=True)
+                        _report_progress(root, todo, finished, job, done, workers, started)
         except BaseException as err:  # a step, the progress line, an interrupt: every one stops the study
             failures.append(err)
             stop.set()
@@ -237,6 +236,13 @@ def run_study(preset: Preset, root: Path, workers: int = 1) -> list[Job]:
     if failures:
         raise failures[0]
     return todo
+
+
+def _report_progress(root: Path, todo: list[Job], finished: list[Job], job: Job, done: str, workers: int,
+                     started: float) -> None:
+    left = _time_left(root, todo, [other for other in todo if other not in finished], workers)
+    print(f"[{len(finished)}/{len(todo)}] {job.name}: {done} (study {(time.perf_counter() - started) / 60:.1f} min"
+          + (f"; about {left / 3600:.1f} h left at the median pace so far)" if left else ")"), flush=True)
 
 
 def _run_job(job: Job, preset: Preset, root: Path) -> str:
