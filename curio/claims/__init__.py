@@ -10,6 +10,7 @@ again, for three more (SFT → GRPO).
 
 - :mod:`curio.claims.plan`: worlds, presets (which experiments, seeds, samples) and the run layout;
 - :mod:`curio.claims.runner`: runs train.py / eval.py / the probe for every job, resumable;
+- :mod:`curio.claims.records`: one committed record per finished model, what the report is built from;
 - :mod:`curio.claims.probes`: teacher-forced entropy and temperature by token label;
 - :mod:`curio.claims.verdicts`: the questions and the rules that answer them;
 - :mod:`curio.claims.report`: tables, plots and the Markdown report.

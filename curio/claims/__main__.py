@@ -1,9 +1,11 @@
 """``python -m curio.claims [--preset full|quick|smoke|fork_full|fork_quick|fork_smoke] [--dir DIR] [--report FILE] [--report-only] [--workers N]``
 
 Runs every claims experiment for every seed of the preset (resumable: rerun the same command after
-an interruption), evaluates and probes each model and the base model, then writes the report.
-``full`` (3 seeds, 64 samples) writes docs/results_tiny.md and ``fork_full`` (the fork world's study,
-SFT then GRPO, docs/claims_v2_protocol.md) docs/results_fork.md; the others write into their folder.
+an interruption), evaluates and probes each model and the base model, records it, then writes the
+report from the records. ``full`` (3 seeds, 64 samples) writes docs/results_tiny.md and
+``fork_full`` (the fork world's study, SFT then GRPO, docs/claims_v2_protocol.md)
+docs/results_fork.md, with their records in docs/results_<world>/records/ (commit them: a study
+continues from them on another machine); the others write into their folder.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -33,17 +34,6 @@ def _commit() -> str:
     return f"{head}+uncommitted changes" if dirty else head
 
 
-def _machine() -> str:
-    import torch
-
-    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores, "
-            f"Python {platform.python_version()}, torch {torch.__version__}")
-
-
-def _read_commits(path: Path) -> list[str]:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
-
-
 def _exit_on_sigterm(signum: int, frame) -> None:
     """SIGTERM as an exception in the main thread, so that the runner stops its running steps."""
     raise SystemExit(128 + signum)
@@ -56,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dir", type=Path, help="study folder (default outputs/claims/<preset>)")
     parser.add_argument("--report", type=Path, help="report file (default docs/results_tiny.md for full, "
                                                       "docs/results_fork.md for fork_full, else in <dir>)")
-    parser.add_argument("--report-only", action="store_true", help="rewrite the report from finished runs")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the report from the records")
     parser.add_argument("--workers", type=int, default=1,
                         help="experiment/seed chains (an SFT model, then its RL run) run at once, each step "
                              "with cores // N threads (default 1)")
@@ -66,54 +56,54 @@ def main(argv: list[str] | None = None) -> None:
     if args.workers > 1:  # read by this process's torch (probes) and every step's subprocess
         os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.workers)))
 
-    from curio.claims.measures import collect
+    from curio.claims.records import COMMITS, BadRecord, read_commits, read_record, records_dir
     from curio.claims.report import write_report
-    from curio.claims.runner import StepFailed, StudyBusy, read_timings, run_study, study_lock
+    from curio.claims.runner import StepFailed, StudyBusy, run_study, study_lock
 
     preset = PRESETS[args.preset]
     root = (args.dir or ROOT / "outputs" / "claims" / preset.name).resolve()
     committed = preset.name in ("full", "fork_full")
     report = args.report or (preset.world.report if committed else root / preset.world.report.name)
+    records = records_dir(report)
     command = "python -m curio.claims" + ("" if preset.name == "full" else f" --preset {preset.name}")
-    print(f"claims study '{preset.name}': {len(jobs(preset, root))} models, folder {root}", flush=True)
-    commits_file = root / "commits.json"  # the code each (resumed) invocation ran, for the report
+    todo = jobs(preset, root)
+    print(f"claims study '{preset.name}': {len(todo)} models, folder {root}, records {records}", flush=True)
     commit = _commit()
     try:
-        if args.report_only:
-            todo = jobs(preset, root)
-        else:
+        if not args.report_only:
             previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
             try:
                 with study_lock(root):
-                    commits = _read_commits(commits_file)
+                    commits = read_commits(root)  # the code each (resumed) invocation ran, for the records
                     if commit not in commits:
-                        commits_file.write_text(json.dumps([*commits, commit]), encoding="utf-8")
-                    todo = run_study(preset, root, args.workers)
+                        (root / COMMITS).write_text(json.dumps([*commits, commit]), encoding="utf-8")
+                    run_study(preset, root, records, args.workers)
             finally:
                 signal.signal(signal.SIGTERM, previous)
-    except (StepFailed, StudyBusy) as err:
+        recorded = {job: read_record(records, job, preset) for job in todo}
+    except (StepFailed, StudyBusy, BadRecord) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
-    finished = [job for job in todo if (job.eval_dir / "results.json").is_file() and job.probe_file.is_file()]
-    incomplete = {job.key for job in todo if job not in finished}
-    if todo[0] not in finished:
-        print("error: the base model is not evaluated yet; run without --report-only first", file=sys.stderr)
+    if recorded[todo[0]] is None:
+        print(f"error: the base model has no record in {records} yet; run without --report-only first",
+              file=sys.stderr)
         sys.exit(1)
+    incomplete = {job.key for job, record in recorded.items() if record is None}
     if incomplete:  # --report-only on a study still running: report the experiments done at every seed
         print(f"warning: not finished, left out of the report: {', '.join(sorted(incomplete))}", file=sys.stderr)
-    table: dict[str, list] = {}
-    for job in todo:
+    by_model: dict[str, list[dict]] = {}
+    for job, record in recorded.items():
         if job.key not in incomplete:
-            table.setdefault(job.key, []).append(collect(job))
-    timings = read_timings(root)
-    total = sum(seconds for steps in timings.values() for seconds in steps.values())
-    provenance = {"commit": ", ".join(_read_commits(commits_file)) or commit, "report_commit": commit,
-                  "machine": _machine(),
+            by_model.setdefault(job.key, []).append(record)
+    shown = [record for seeds in by_model.values() for record in seeds]
+    total = sum(seconds for record in shown for seconds in record["steps"].values())
+    provenance = {"commit": ", ".join(dict.fromkeys(c for record in shown for c in record["commits"])) or commit,
+                  "report_commit": commit,
+                  "machine": "; ".join(dict.fromkeys(record["machine"] for record in shown)),
                   "wall": f"{total / 60:.0f} min of train/eval/probe steps "
                           "(summed over resumes and over jobs run side by side)"}
     started = time.perf_counter()
-    answers = write_report(preset, table, {j.key: j for j in todo if j.seed == preset.seeds[0]},
-                           report, command, provenance)
+    answers = write_report(preset, by_model, report, command, provenance)
     for answer in answers:
         print(f"Q{answer.number} {answer.verdict:12s} {answer.question}")
     print(f"wrote {report} ({time.perf_counter() - started:.1f} s)")

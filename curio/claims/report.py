@@ -1,7 +1,7 @@
 """The claims report: verdicts, tables (mean ± std over seeds) and plots, as Markdown.
 
-Everything in the report is computed here from the study's folder, so rerunning the study command
-regenerates it. One hand-written block survives regeneration: the text between
+Everything in the report is computed here from the study's records (:mod:`curio.claims.records`), so
+rerunning the study command, or ``--report-only`` on any checkout, regenerates it. One hand-written block survives regeneration: the text between
 :data:`KEEP_START` and :data:`KEEP_END` in an existing report (the discussion of the results).
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from curio.claims.measures import rl_curve, tau_histograms
-from curio.claims.plan import BASE, Job, Preset
+from curio.claims.plan import BASE, Preset
 from curio.config import ROOT
 from curio.claims.verdicts import Answer, Table, answer_all
 
@@ -243,28 +241,28 @@ def plot_tau(histograms: Mapping[str, Mapping[str, Any]], path: Path, fork: tupl
 RL_SMOOTHING = 10
 
 
-def rl_mean_curve(jobs: Sequence[Job], metric: str, window: int = RL_SMOOTHING) -> list[tuple[int, float]]:
-    """``train/<metric>`` through the RL runs ``jobs`` (one experiment, every seed): the mean over the
-    runs at each rollout step they all logged, then a trailing moving average over ``window`` of
-    those steps."""
-    curves = [dict(rl_curve(job.train_dir / "csv" / "metrics.csv", metric)) for job in jobs]
+def rl_mean_curve(runs: Sequence[Sequence[Sequence[float]]], window: int = RL_SMOOTHING) -> list[tuple[int, float]]:
+    """One metric through the RL runs ``runs`` (one experiment, every seed; each run's
+    ``(step, value)`` at its rollout steps): the mean over the runs at each rollout step they all
+    logged, then a trailing moving average over ``window`` of those steps."""
+    curves = [{int(step): value for step, value in run} for run in runs]
     steps = sorted(set.intersection(*(set(curve) for curve in curves))) if curves else []
     means = [sum(curve[step] for curve in curves) / len(curves) for step in steps]
     windows = [means[max(0, i + 1 - window): i + 1] for i in range(len(means))]
     return [(step, sum(w) / len(w)) for step, w in zip(steps, windows)]
 
 
-def plot_rl_curves(runs: Mapping[str, Sequence[Job]], path: Path) -> None:
+def plot_rl_curves(runs: Mapping[str, Sequence[Mapping[str, Any]]], path: Path) -> None:
     """Through the RL stage: the reward and the mean next-token entropy of each run's own samples,
-    per model (``runs``: its RL runs at every seed), by :func:`rl_mean_curve`; :data:`MAIN` thicker,
-    each experiment in its colour of the pass@k plot."""
+    per model (``runs``: the records of its RL runs at every seed), by :func:`rl_mean_curve`;
+    :data:`MAIN` thicker, each experiment in its colour of the pass@k plot."""
     colours = _colours(list(runs))
     fig = Figure(figsize=(12, 4.6), dpi=100)
     for index, (metric, title) in enumerate((("reward_mean", "reward (share correct)"),
                                              ("rollout_entropy", "entropy of its own samples (nats)"))):
         ax = fig.add_subplot(1, 2, index + 1)
-        for name, jobs in runs.items():
-            curve = rl_mean_curve(jobs, metric)
+        for name, records in runs.items():
+            curve = rl_mean_curve([record["rl_curves"][metric] for record in records])
             main = _experiment(name) in MAIN
             ax.plot([step for step, _ in curve], [value for _, value in curve], label=label_of(name),
                     color=colours[_experiment(name)], linewidth=2.0 if main else 0.9, alpha=1.0 if main else 0.7)
@@ -328,11 +326,22 @@ def _kept(existing: Path) -> str:
     return "_No discussion yet._"
 
 
+def retrained_differently(records: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
+    """The RL runs whose SFT model was trained again (on another machine than the SFT record's) and
+    came out with other weights than the evaluated one."""
+    evaluated = {record["model"]: record.get("weights_sha256") for seeds in records.values() for record in seeds}
+    return [record["model"] for seeds in records.values() for record in seeds
+            if "sft_weights_sha256" in record
+            and record["sft_weights_sha256"] != evaluated.get(record["model"].replace("+rl/", "/"))]
+
+
 def write_report(
-    preset: Preset, table: Table, jobs_by_name: Mapping[str, Job], path: Path,
+    preset: Preset, records: Mapping[str, Sequence[Mapping[str, Any]]], path: Path,
     command: str, provenance: Mapping[str, str],
 ) -> list[Answer]:
-    """Write the Markdown report to ``path`` and its plots to ``<path stem>/``; returns the answers."""
+    """Write the Markdown report to ``path`` and its plots to ``<path stem>/`` from ``records`` (each
+    model's records, in seed order); returns the answers."""
+    table: Table = {name: [record["measures"] for record in seeds] for name, seeds in records.items()}
     k_max = preset.samples
     world = preset.world
     text_of = WORLD_TEXT[world.name]
@@ -342,13 +351,13 @@ def write_report(
     plot_pass_at_k(table, figures / "pass_at_k.png")
     plot_entropy(table, figures / "entropy_by_label.png", text_of["labels"])
     shown = [name for name in (BASE, "ce", "curio", "curio_live") if name in table]
-    plot_tau({name: tau_histograms(jobs_by_name[name]) for name in shown},
+    plot_tau({name: records[name][0]["tau_histograms"] for name in shown},
              figures / "tau_by_label.png", (fork, fork_title))
     rel = figures.name
     rl_section = ""
     if preset.rl:
-        plot_rl_curves({name: [replace(jobs_by_name[name], seed=seed) for seed in preset.seeds]
-                        for name in table if name.endswith("+rl")}, figures / "rl_curves.png")
+        plot_rl_curves({name: seeds for name, seeds in records.items() if name.endswith("+rl")},
+                       figures / "rl_curves.png")
         rl_rows = _model_rows({name: seeds for name, seeds in table.items() if name.endswith("+rl")}, [
             ("reward, first steps", _metric("rl/reward_mean_start", 100)),
             ("reward, last steps", _metric("rl/reward_mean_end", 100)),
@@ -376,6 +385,10 @@ Question 8's points (its verdict above ranks them by Spearman's rho):
     absent = [key for key in keys if key not in table]
     unfinished = (f"\n**Unfinished study:** not yet run at every seed, so left out: {', '.join(absent)}.\n"
                   if absent else "")
+    differing = retrained_differently(records)
+    if differing:
+        unfinished += (f"\n**Retrained SFT models:** these RL runs started from an SFT model trained again on "
+                       f"another machine whose weights differ from the evaluated one: {', '.join(differing)}.\n")
     seeds = ", ".join(str(s) for s in preset.seeds)
     mid = min(8, k_max)
     ks = sorted({mid, k_max})  # one column when the samples are 8 or fewer
@@ -414,7 +427,7 @@ Question 8's points (its verdict above ranks them by Spearman's rho):
     ])
     text = f"""# The paper's claims on {world.title}
 
-Generated by `{command}` (preset `{preset.name}`): runs at commit `{provenance['commit']}`, this report
+Generated by `{command}` (preset `{preset.name}`) from its records (`{rel}/records/`): runs at commit `{provenance['commit']}`, this report
 written at commit `{provenance['report_commit']}`, on {provenance['machine']}; the study took
 {provenance['wall']}. Every number and plot below comes from that command; only the discussion block
 at the end is written by hand.

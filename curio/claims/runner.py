@@ -1,10 +1,13 @@
-"""Run every job of a study: train.py, then eval.py, then the probe; skip what is already done.
+"""Run every job of a study: train.py, then eval.py, then the probe, then its record; skip what is
+recorded.
 
 Each step runs the committed command line in a subprocess (exactly what a user would type), with
-its output in a log file next to its results, so a failed job can be read and rerun alone. A study
-interrupted at any point continues where it stopped: a finished export, a finished ``results.json``
-or a probe file is never redone, a half-trained run resumes from its last checkpoint
-(``ckpt_path=auto``) and a half-evaluated one keeps the benchmarks it finished (``resume=true``).
+its output in a log file next to its results, so a failed job can be read and rerun alone. A job is
+done when its record is written (:mod:`curio.claims.records`: committed, so it outlives the
+machine); until then, a study interrupted at any point continues where it stopped on the same
+machine: a finished export, a finished ``results.json`` or a probe file is never redone, a
+half-trained run resumes from its last checkpoint (``ckpt_path=auto``) and a half-evaluated one
+keeps the benchmarks it finished (``resume=true``).
 
 Jobs are chained per experiment and seed (an RL job starts from its SFT model). With more than one
 worker, that many chains run at once and the command line gives each step ``cores // workers``
@@ -30,6 +33,8 @@ from itertools import groupby
 from pathlib import Path
 
 from curio.claims.plan import BASE, Job, Preset, jobs
+from curio.claims.records import (make_record, read_commits, read_record, record_file, weights_digest,
+                                   write_record)
 from curio.config import ROOT
 from curio.evaluation.results import write_json_atomic
 
@@ -150,7 +155,7 @@ def read_timings(root: Path) -> dict[str, dict[str, float]]:
 
 
 def _record(root: Path, job: Job, step: str, seconds: float) -> None:
-    """Add a step's wall time to ``<root>/timings.json`` (the report sums it, resumes included)."""
+    """Add a step's wall time to ``<root>/timings.json`` (a job's record keeps its entry, resumes included)."""
     with _timings_lock:  # side-by-side jobs must not lose each other's entries
         timings = read_timings(root)
         timings.setdefault(job.name, {})[step] = round(seconds, 1)
@@ -178,12 +183,27 @@ def study_lock(root: Path) -> Iterator[None]:
         yield
 
 
-def run_study(preset: Preset, root: Path, workers: int = 1) -> list[Job]:
-    """Run (or finish) every job of ``preset`` under ``root``, ``workers`` chains at a time;
-    returns the jobs. A failed step is reported at once and stops the study: no job starts after
-    it, the jobs running on other workers finish, then the first failure is raised. An interrupt
-    (Ctrl-C, or SIGTERM through the command line) stops the running steps at once."""
+def study_timings(root: Path, records: Path, study: list[Job]) -> dict[str, dict[str, float]]:
+    """Each job's step wall times (s): from its record where it has one (perhaps another machine's),
+    else from this folder's ``timings.json``."""
+    timings = read_timings(root)
+    for job in study:
+        path = record_file(records, job)
+        if path.is_file():
+            timings[job.name] = json.loads(path.read_text(encoding="utf-8"))["steps"]
+    return timings
+
+
+def run_study(preset: Preset, root: Path, records: Path, workers: int = 1) -> list[Job]:
+    """Run (or finish) every job of ``preset`` under ``root`` that has no record in ``records``,
+    ``workers`` chains at a time; returns the jobs. Every existing record is checked first
+    (:class:`~curio.claims.records.BadRecord` before any work). A failed step is reported at once
+    and stops the study: no job starts after it, the jobs running on other workers finish, then the
+    first failure is raised. An interrupt (Ctrl-C, or SIGTERM through the command line) stops the
+    running steps at once."""
     todo = jobs(preset, root)
+    for job in todo:
+        read_record(records, job, preset)
     pending = chains(todo)
     finished: list[Job] = []
     failures: list[BaseException] = []
@@ -202,7 +222,7 @@ def run_study(preset: Preset, root: Path, workers: int = 1) -> list[Job]:
                     if stop.is_set():
                         return
                     try:
-                        done = _run_job(job, preset, root)
+                        done = _run_job(job, preset, root, records)
                     except Exception as err:
                         if not stop.is_set():  # (after an interrupt, the stopped steps' exits are no news)
                             print(f"{job.name}: failed; no job starts after it ({str(err).splitlines()[0]})",
@@ -210,7 +230,8 @@ def run_study(preset: Preset, root: Path, workers: int = 1) -> list[Job]:
                         raise
                     with state_lock:
                         finished.append(job)
-                        _report_progress(root, todo, finished, job, done, workers, started)
+                        _report_progress(study_timings(root, records, todo), todo, finished, job, done, workers,
+                                         started)
         except BaseException as err:  # a step, the progress line, an interrupt: every one stops the study
             failures.append(err)
             stop.set()
@@ -238,16 +259,22 @@ def run_study(preset: Preset, root: Path, workers: int = 1) -> list[Job]:
     return todo
 
 
-def _report_progress(root: Path, todo: list[Job], finished: list[Job], job: Job, done: str, workers: int,
-                     started: float) -> None:
-    left = _time_left(root, todo, [other for other in todo if other not in finished], workers)
+def _report_progress(timings: dict[str, dict[str, float]], todo: list[Job], finished: list[Job], job: Job, done: str,
+                     workers: int, started: float) -> None:
+    left = _time_left(timings, todo, [other for other in todo if other not in finished], workers)
     print(f"[{len(finished)}/{len(todo)}] {job.name}: {done} (study {(time.perf_counter() - started) / 60:.1f} min"
           + (f"; about {left / 3600:.1f} h left at the median pace so far)" if left else ")"), flush=True)
 
 
-def _run_job(job: Job, preset: Preset, root: Path) -> str:
-    """Train, evaluate and probe one model, skipping what is done; returns the steps it ran."""
+def _run_job(job: Job, preset: Preset, root: Path, records: Path) -> str:
+    """Train, evaluate and probe one model, skipping what is done, then write its record; returns
+    the steps it ran ("recorded" for a job recorded before)."""
+    if record_file(records, job).is_file():  # checked by run_study before the first job
+        return "recorded"
     steps = []
+    if job.stage == "rl" and not trained(job) and not trained(job.sft):
+        # Its SFT model is recorded (the chain's first job), but was trained on another machine.
+        steps.append(("retrain sft", lambda job, preset: _retrain_sft(job, preset, records)))
     if job.experiment != BASE and not trained(job):
         steps.append(("train", train))
     if not evaluated(job):
@@ -258,16 +285,27 @@ def _run_job(job: Job, preset: Preset, root: Path) -> str:
         t0 = time.perf_counter()
         run(job, preset)
         _record(root, job, step, time.perf_counter() - t0)
-    return ", ".join(step for step, _ in steps) or "already done"
+    write_record(records, job, make_record(job, preset, read_timings(root).get(job.name, {}), read_commits(root)))
+    return ", ".join([*(step for step, _ in steps), "record"])
 
 
-def _time_left(root: Path, study: list[Job], remaining: list[Job], workers: int = 1) -> float | None:
+def _retrain_sft(job: Job, preset: Preset, records: Path) -> None:
+    """Train ``job``'s SFT model again with its command line, and say so if the weights differ from
+    the recorded (evaluated) ones; the RL record keeps the digest of the model it started from."""
+    train(job.sft, preset)
+    recorded = read_record(records, job.sft, preset)
+    if recorded is not None and recorded["weights_sha256"] != weights_digest(job.sft.model_dir):
+        print(f"warning: {job.sft.name} trained again for {job.name} differs from its recorded weights "
+              f"(the report lists it)", file=sys.stderr, flush=True)
+
+
+def _time_left(timings: dict[str, dict[str, float]], study: list[Job], remaining: list[Job],
+               workers: int = 1) -> float | None:
     """Seconds the ``remaining`` jobs of the ``study`` should take on ``workers`` workers: each job
-    at the median wall time of the finished jobs of its stage (SFT or RL) in
-    ``<root>/timings.json`` (robust to a job slowed by other work on the machine), the chains shared
-    by the workers but none shorter than its own length; None while a remaining stage has no
-    finished job yet."""
-    timings = read_timings(root)
+    at the median wall time of the finished jobs of its stage (SFT or RL) in ``timings``
+    (:func:`study_timings`; the median is robust to a job slowed by other work on the machine), the
+    chains shared by the workers but none shorter than its own length; None while a remaining stage
+    has no finished job yet."""
     per_stage: dict[str, list[float]] = {}
     for job in study:
         steps = timings.get(job.name, {})

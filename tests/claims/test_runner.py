@@ -1,9 +1,11 @@
 """The study runner's scheduling: chains of jobs run side by side, each job's steps once and in
-order, a failure stops new chains, and one study folder is run by one process at a time. The steps
-are replaced by recorders here; the smoke studies (test_study.py) run the real ones."""
+order, a failure stops new chains, one study folder is run by one process at a time, and a study
+continues from its records alone on a new machine. The steps are replaced by recorders here; the
+smoke studies (test_study.py) run the real ones."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,8 +14,10 @@ import time
 
 import pytest
 
-from curio.claims import runner
+from curio.claims import records, runner
 from curio.claims.plan import PRESETS, jobs
+from curio.claims.records import BadRecord, read_record, record_file
+from curio.claims.report import retrained_differently
 from curio.claims.runner import StepFailed, StudyBusy, chains, run_study, study_lock
 from curio.config import ROOT
 from curio.evaluation.results import write_json_atomic
@@ -60,8 +64,23 @@ class Recorder:
         def write():
             job.model_dir.mkdir(parents=True, exist_ok=True)
             (job.model_dir / "config.json").write_text("{}")
-            (job.model_dir / "model.safetensors").write_text("")
+            (job.model_dir / "model.safetensors").write_text(self.weights)
         self._step("train", job, write)
+
+    weights = ""  # what every trained model's weights file holds
+
+    @staticmethod
+    def record(job, preset, steps, commits):
+        """A record with every field the runner checks, and the weight digests that the real one
+        (records.make_record) takes the same way; the real measures are tested in test_study.py."""
+        record = {"version": records.VERSION, "model": job.name, **records._settings(preset), "commits": commits,
+                  "machine": "test", "steps": steps, "measures": {}, "tau_histograms": {}}
+        if job.experiment != "base":
+            record["weights_sha256"] = records.weights_digest(job.model_dir)
+        if job.stage == "rl":
+            record["sft_weights_sha256"] = records.weights_digest(job.sft.model_dir)
+            record["rl_curves"] = {}
+        return record
 
     def evaluate(self, job, preset):
         benchmarks = {name: {} for name in job.world.benchmarks}
@@ -79,6 +98,7 @@ def recorder(monkeypatch):
         monkeypatch.setattr(runner, "train", rec.train)
         monkeypatch.setattr(runner, "evaluate", rec.evaluate)
         monkeypatch.setattr(runner, "run_probe", rec.probe)
+        monkeypatch.setattr(runner, "make_record", rec.record)
         return rec
     return install
 
@@ -97,7 +117,7 @@ def test_chains_keep_each_rl_job_after_its_sft_model():
 @pytest.mark.parametrize("workers", [1, 2])
 def test_every_step_runs_once_in_order_and_side_by_side(tmp_path, recorder, workers):
     rec = recorder()
-    todo = run_study(PRESET, tmp_path, workers)
+    todo = run_study(PRESET, tmp_path, tmp_path / "records", workers)
     names = [job.name for job in todo if job.experiment != "base"]
     for name in names:  # each step of each job exactly once, in order
         kinds = [event for event, job in rec.events if job == name and event.startswith("start")]
@@ -110,9 +130,67 @@ def test_every_step_runs_once_in_order_and_side_by_side(tmp_path, recorder, work
     assert set(timings) == {job.name for job in todo}
     assert all(set(steps) == {"train", "eval", "probe"} for name, steps in timings.items() if name in names)
 
+    assert all(read_record(tmp_path / "records", job, PRESET)["steps"] == timings[job.name] for job in todo)
+
     # Rerun: nothing left to do.
     rec.events.clear()
-    run_study(PRESET, tmp_path, workers)
+    run_study(PRESET, tmp_path, tmp_path / "records", workers)
+    assert rec.events == []
+
+
+def _new_machine(tmp_path, study):
+    """Only the committed records survive: the study folder (models, samples, logs) is gone."""
+    for name in ("train", "rl", "eval", "probe"):
+        shutil.rmtree(study / name, ignore_errors=True)
+    (study / "timings.json").unlink()
+
+
+def test_a_new_machine_continues_from_the_records(tmp_path, recorder, capsys):
+    rec = recorder()
+    study, kept = tmp_path / "study", tmp_path / "records"
+    todo = run_study(PRESET, study, kept)
+    ce_rl = next(job for job in todo if job.name == "ce+rl/seed0")
+    record_file(kept, ce_rl).unlink()  # ce+rl was not finished when the last machine went
+    _new_machine(tmp_path, study)
+    rec.events.clear()
+    run_study(PRESET, study, kept)
+    # Every recorded model is trusted; ce+rl needs its SFT model, which is retrained first.
+    assert [event for event in rec.events if event[0].startswith("start")] == [
+        ("start train", "ce/seed0"), ("start train", "ce+rl/seed0"), ("start eval", "ce+rl/seed0"),
+        ("start probe", "ce+rl/seed0")]
+    redone = read_record(kept, ce_rl, PRESET)
+    assert set(redone["steps"]) == {"retrain sft", "train", "eval", "probe"}
+    assert "warning" not in capsys.readouterr().err  # the same weights as the recorded model
+    assert retrained_differently({"ce": [read_record(kept, todo[1], PRESET)], "ce+rl": [redone]}) == []
+
+    # Retrained weights that differ from the evaluated ones are said at once and in the report.
+    record_file(kept, ce_rl).unlink()
+    _new_machine(tmp_path, study)
+    rec.weights = "other weights"
+    run_study(PRESET, study, kept)
+    assert "warning: ce/seed0 trained again for ce+rl/seed0 differs" in capsys.readouterr().err
+    assert retrained_differently({"ce": [read_record(kept, todo[1], PRESET)],
+                                  "ce+rl": [read_record(kept, ce_rl, PRESET)]}) == ["ce+rl/seed0"]
+
+
+@pytest.mark.parametrize("corrupt, message", [
+    (lambda path: path.write_text("{not json"), "not valid JSON"),
+    (lambda path: path.write_text(json.dumps({"version": 99})), "not a version 1 study record"),
+    (lambda path: path.write_text(path.read_text().replace('"samples": 2', '"samples": 64')),
+     "made with samples=64, this study has samples=2"),
+    (lambda path: path.write_text(path.read_text().replace('"ce/seed0"', '"curio/seed0"')),
+     "is the record of 'curio/seed0', not of 'ce/seed0'"),
+])
+def test_a_bad_record_stops_the_study_before_any_step(tmp_path, recorder, corrupt, message):
+    rec = recorder()
+    run_study(PRESET, tmp_path, tmp_path / "records")
+    path = tmp_path / "records" / "ce" / "seed0.json"
+    corrupt(path)
+    (tmp_path / "eval" / "curio+rl" / "seed0" / "results.json").unlink()  # work left to do
+    record_file(tmp_path / "records", jobs(PRESET, tmp_path)[-1]).unlink()
+    rec.events.clear()
+    with pytest.raises(BadRecord, match=f"{path}: .*{message}"):
+        run_study(PRESET, tmp_path, tmp_path / "records")
     assert rec.events == []
 
 
@@ -121,7 +199,7 @@ def test_a_failed_step_stops_the_study_after_the_running_jobs(tmp_path, recorder
     # base's evaluation is running.
     rec = recorder(fail="ce/seed0", hold="base/seed0")
     with pytest.raises(StepFailed, match="ce/seed0"):
-        run_study(PRESET, tmp_path, workers=2)
+        run_study(PRESET, tmp_path, tmp_path / "records", workers=2)
     started = {job for event, job in rec.events if event.startswith("start")}
     assert ("end probe", "base/seed0") in rec.events  # the job running elsewhere finished
     assert "ce+rl/seed0" not in started  # not the failed chain's next job
@@ -138,17 +216,26 @@ def test_an_error_outside_the_steps_stops_the_study_too(tmp_path, recorder, monk
 
     monkeypatch.setattr(runner, "_time_left", broken)
     with pytest.raises(RuntimeError, match="progress line broke"):
-        run_study(PRESET, tmp_path, workers)
+        run_study(PRESET, tmp_path, tmp_path / "records", workers)
 
 
 def test_time_left_shares_the_chains_among_the_workers(tmp_path):
     study = jobs(PRESET, tmp_path)  # base, ce, ce+rl, curio, curio+rl
-    write_json_atomic(tmp_path / "timings.json", {"ce/seed0": {"train": 10.0, "eval": 20.0},
-                                                  "ce+rl/seed0": {"train": 100.0, "eval": 50.0}})
-    assert runner._time_left(tmp_path, study, study[3:], workers=2) == 180.0  # one chain: no sharing
-    assert runner._time_left(tmp_path, study, study[2:], workers=1) == 330.0
+    timings = {"ce/seed0": {"train": 10.0, "eval": 20.0}, "ce+rl/seed0": {"train": 100.0, "eval": 50.0}}
+    assert runner._time_left(timings, study, study[3:], workers=2) == 180.0  # one chain: no sharing
+    assert runner._time_left(timings, study, study[2:], workers=1) == 330.0
     # ce+rl (150 s) beside the curio chain (180 s): the longer chain sets the end, not 330 / 2.
-    assert runner._time_left(tmp_path, study, study[2:], workers=2) == 180.0
+    assert runner._time_left(timings, study, study[2:], workers=2) == 180.0
+
+
+def test_timings_come_from_the_records_and_then_this_folder(tmp_path):
+    study = jobs(PRESET, tmp_path)
+    write_json_atomic(tmp_path / "timings.json", {"ce/seed0": {"train": 1.0}, "ce+rl/seed0": {"train": 2.0}})
+    path = record_file(tmp_path / "records", study[1])
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"steps": {"train": 10.0, "eval": 20.0}}))
+    assert runner.study_timings(tmp_path, tmp_path / "records", study) == {
+        "ce/seed0": {"train": 10.0, "eval": 20.0}, "ce+rl/seed0": {"train": 2.0}}
 
 
 def test_one_process_per_study_folder(tmp_path):
@@ -171,7 +258,7 @@ def test_the_command_line_takes_the_lock_and_report_only_does_not(tmp_path, caps
         assert not (tmp_path / "commits.json").exists()  # refused before writing anything
         with pytest.raises(SystemExit):  # reading a running study is allowed
             main(["--preset", "fork_smoke", "--dir", str(tmp_path), "--report-only"])
-        assert "base model is not evaluated yet" in capsys.readouterr().err
+        assert "the base model has no record in" in capsys.readouterr().err
 
 
 SLEEPING_STUDY = """

@@ -1,6 +1,7 @@
 """The claims study end to end at smoke size: real train.py / eval.py runs, probes and the report."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -32,18 +33,33 @@ def test_smoke_study_runs_resumes_and_keeps_the_discussion(tmp_path):
     for job in jobs(PRESETS["smoke"], tmp_path / "study"):
         assert (job.eval_dir / "results.json").is_file() and job.probe_file.is_file()
 
-    # A hand-written discussion survives regeneration; finished jobs are not redone.
+    # A hand-written discussion survives regeneration; recorded jobs are not redone.
     report.write_text(text.replace("_No discussion yet._", "Kept by hand."))
     second = _study(tmp_path)
     assert second.returncode == 0, second.stderr[-2000:]
-    assert second.stdout.count("already done") == len(jobs(PRESETS["smoke"], tmp_path / "study"))
-    assert f"{KEEP_START}\nKept by hand.\n{KEEP_END}" in report.read_text()
+    assert second.stdout.count(": recorded") == len(jobs(PRESETS["smoke"], tmp_path / "study"))
+    text = report.read_text()
+    assert f"{KEEP_START}\nKept by hand.\n{KEEP_END}" in text
+
+    # The records alone (what a study commits) rebuild the same report on a machine without the runs.
+    records = tmp_path / "study" / "results_tiny" / "records"
+    kept = tmp_path / "kept"
+    shutil.copytree(records, kept)
+    shutil.rmtree(tmp_path / "study")
+    shutil.copytree(kept, records)
+    (tmp_path / "study" / "results_tiny.md").write_text(text)
+    third = _study(tmp_path, "--report-only")
+    assert third.returncode == 0, third.stderr[-2000:]
+    assert (tmp_path / "study" / "results_tiny.md").read_text() == text
+    record = json.loads((records / "curio" / "seed0.json").read_text())
+    assert record["model"] == "curio/seed0" and record["preset"] == "smoke" and len(record["weights_sha256"]) == 64
+    assert 0 <= record["measures"]["id/avg"] <= 1 and record["measures"]["H/choice"] > 0
 
 
 def test_report_only_refuses_an_unfinished_study(tmp_path):
     result = _study(tmp_path, "--report-only")
     assert result.returncode == 1
-    assert "base model is not evaluated yet" in result.stderr
+    assert "the base model has no record in" in result.stderr
 
 
 def test_fork_world_smoke_study_runs_sft_then_grpo(tmp_path):
@@ -78,6 +94,10 @@ def test_fork_world_smoke_study_runs_sft_then_grpo(tmp_path):
         assert probe["labels"]["phrase"]["tokens"] > 0 and probe["labels"]["fork"]["tokens"] > 0
     config = (jobs(preset, tmp_path / "fork")[1].train_dir / "config_resolved.yaml").read_text()
     assert "fork_world/sft_train.jsonl" in config
+    rl_record = json.loads((tmp_path / "fork" / "results_fork" / "records" / "curio+rl" / "seed0.json").read_text())
+    assert len(rl_record["rl_curves"]["reward_mean"]) == 2  # two rollout steps
+    sft_record = json.loads((tmp_path / "fork" / "results_fork" / "records" / "curio" / "seed0.json").read_text())
+    assert rl_record["sft_weights_sha256"] == sft_record["weights_sha256"] != rl_record["weights_sha256"]
 
 
 def test_time_left_is_the_median_pace_of_each_stage(tmp_path):
@@ -88,17 +108,16 @@ def test_time_left_is_the_median_pace_of_each_stage(tmp_path):
     study = jobs(PRESETS["fork_full"], tmp_path)
     names = [job.name for job in study[:6]]
     assert names == ["base/seed0", "ce/seed0", "ce+rl/seed0", "ce/seed1", "ce+rl/seed1", "ce/seed2"]
-    assert _time_left(tmp_path, study, study[6:]) is None  # no timings yet
+    assert _time_left({}, study, study[6:]) is None  # no timings yet
     timings = {"base/seed0": {"eval": 1000.0, "probe": 2.0},
                "ce/seed0": {"train": 30.0, "eval": 500.0, "probe": 2.0},
                "ce+rl/seed0": {"train": 480.0, "eval": 580.0, "probe": 2.0},
                "ce/seed1": {"train": 25.0, "eval": 3900.0, "probe": 2.0},
                "ce+rl/seed1": {"train": 2300.0, "eval": 700.0, "probe": 2.0},
                "ce/seed2": {"train": 35.0, "eval": 600.0, "probe": 2.0}}
-    (tmp_path / "timings.json").write_text(json.dumps(timings))
     remaining = study[6:]
     sft, rl = sum(job.stage == "sft" for job in remaining), sum(job.stage == "rl" for job in remaining)
     assert sft + rl == len(remaining) and rl == sft + 1  # ce+rl/seed2 is next
     # Medians: SFT jobs (532, 3927, 637) -> 637 s; RL jobs (1062, 3002) -> 2032 s.
-    assert _time_left(tmp_path, study, remaining) == sft * 637.0 + rl * 2032.0
-    assert _time_left(tmp_path, study, study[:0]) == 0.0
+    assert _time_left(timings, study, remaining) == sft * 637.0 + rl * 2032.0
+    assert _time_left(timings, study, study[:0]) == 0.0
