@@ -1,5 +1,6 @@
 """The benchmark harness's arithmetic: pooled rounds, FLOPs per token, presets (no timing here);
-and one smallest run of the side-by-side study benchmark, whose numbers are not checked."""
+and one smallest run of the side-by-side study benchmark and of the sampler benchmark, whose
+numbers are not checked."""
 
 from __future__ import annotations
 
@@ -98,3 +99,12 @@ def test_study_workers_benchmark_runs_the_study_steps(capsys):
     rows = capsys.readouterr().out.strip().splitlines()
     assert rows[2].startswith("| `eval.py` (1 problems x 64 samples) |")
     assert rows[3].startswith("| `train.py` (2 steps) |") and rows[3].endswith("x |")
+
+
+def test_sampler_benchmark_times_both_paths(capsys):
+    from bench.sampler import main
+
+    main(["--problems", "1", "--rollout-prompts", "1"])
+    table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert len(table) == 1 + 3  # header, then eval ID, eval OOD, rollout
+    assert all(row.count("x |") == 1 for row in table[1:])  # a speed-up in every row

@@ -1,8 +1,13 @@
 """Sampling n responses per prompt from a Hugging Face causal LM, with per-token entropies.
 
-:class:`HFGenerator` runs ``model.generate`` on batches of left-padded prompts with the KV cache,
-longest prompts first (equal lengths batch without padding; memory peaks early), and returns the
-samples in the original order. For every sample it records the text, the number of generated
+:class:`HFGenerator` samples batches of left-padded prompts with the KV cache, longest prompts first
+(equal lengths batch without padding; memory peaks early), and returns the samples in the original
+order. Its own decoding loop drops each row from the batch and from the KV cache once the row has
+stopped, so a batch costs the sum of its samples' lengths rather than its longest sample times the
+batch size (``model.generate`` keeps every row to the end: 3-5x slower on the CPU when lengths
+vary, ``docs/benchmarks.md``). Until a row stops, it draws exactly what ``generate`` draws (the same
+operations on the same random stream); ``generate`` itself still runs when stop strings are set
+or a sharded model must step in lockstep with other ranks. For every sample it records the text, the number of generated
 tokens, whether it hit ``max_new_tokens`` (truncated) and the mean entropy of the model's
 next-token distribution over its generated tokens, at T = 1 and at the sampling temperature.
 
@@ -132,7 +137,7 @@ def _eos_ids(model: PreTrainedModel, tokenizer, extra: Sequence[int]) -> list[in
 
 
 class HFGenerator:
-    """Batched sampling with ``transformers``' ``generate`` (see the module docstring).
+    """Batched sampling from a ``transformers`` causal LM (see the module docstring).
 
     Args:
         model: a causal LM, already on its device; it is put in eval mode during generation and
@@ -140,7 +145,7 @@ class HFGenerator:
             with ``synced_gpus`` (every rank runs forward until all are done: each forward is a
             collective), so every rank must call :meth:`generate` with as many sequences.
         tokenizer: its tokenizer (decodes responses; its EOS token stops a sample).
-        batch_size: sequences per ``generate`` call (a prompt's n samples count n).
+        batch_size: sequences sampled together (a prompt's n samples count n).
         progress: show a progress bar with samples/s.
         autocast: a context manager factory wrapping each ``generate`` call (e.g. a Lightning
             precision plugin's ``forward_context``); None for none.
@@ -214,15 +219,31 @@ class HFGenerator:
             # Left padding: every row's next token is at the same (last) position.
             input_ids[row, width - len(prompt) :] = torch.tensor(list(prompt), dtype=torch.long)
             attention_mask[row, width - len(prompt) :] = 1
-        recorder = EntropyRecorder(params.temperature)
-        processors = LogitsProcessorList([recorder])
+        warpers = LogitsProcessorList()
         if not params.greedy:
             if params.temperature != 1:
-                processors.append(TemperatureLogitsWarper(params.temperature))
+                warpers.append(TemperatureLogitsWarper(params.temperature))
             if params.top_k > 0:
-                processors.append(TopKLogitsWarper(params.top_k))
+                warpers.append(TopKLogitsWarper(params.top_k))
             if params.top_p < 1:
-                processors.append(TopPLogitsWarper(params.top_p))
+                warpers.append(TopPLogitsWarper(params.top_p))
+        # generate() for what the loop does not do: stop strings, ranks stepping in lockstep.
+        run = self._generate_call if params.stop or self.synced_gpus else self._decode_loop
+        generated, at_one, at_temperature, chosen = run(input_ids, attention_mask, params, eos, warpers)
+        eos_set = set(eos)
+        return [
+            self._sample(generated[row].tolist(), at_one[row], at_temperature[row], chosen[row], params, eos_set)
+            for row in range(len(prompts))
+        ]
+
+    def _generate_call(
+        self, input_ids: Tensor, attention_mask: Tensor, params: SamplingParams, eos: list[int],
+        warpers: LogitsProcessorList,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """One ``model.generate`` call: ``(generated tokens, entropy at T = 1, entropy at T,
+        log-probability of each chosen token)``, each ``[rows, steps]`` on the CPU."""
+        recorder = EntropyRecorder(params.temperature)
+        processors = LogitsProcessorList([recorder, *warpers])
         # Neutral sampling settings: the processors above apply them, after the recorder.
         neutral = {} if params.greedy else {"temperature": 1.0, "top_k": 0, "top_p": 1.0}
         config = GenerationConfig(
@@ -245,13 +266,64 @@ class HFGenerator:
                 tokenizer=self.tokenizer if params.stop else None,
                 synced_gpus=self.synced_gpus,
             )
-        generated = sequences[:, width:].cpu()
-        at_one, at_temperature, chosen = recorder.result(generated[:, -1])
-        eos_set = set(eos)
-        return [
-            self._sample(generated[row].tolist(), at_one[row], at_temperature[row], chosen[row], params, eos_set)
-            for row in range(len(prompts))
-        ]
+        generated = sequences[:, input_ids.shape[1]:].cpu()
+        return generated, *recorder.result(generated[:, -1])
+
+    def _decode_loop(
+        self, input_ids: Tensor, attention_mask: Tensor, params: SamplingParams, eos: list[int],
+        warpers: LogitsProcessorList,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """:meth:`_generate_call`'s result from a loop of forward passes that drops each row from
+        the batch (and its KV cache) once it has sampled a stop token.
+
+        Every step does what ``generate`` does with :class:`EntropyRecorder` first: float32
+        logits of the last position, the entropies and log-probabilities of the recorder, the
+        warpers, then ``argmax`` or ``multinomial`` over the rows still running; so until a row
+        stops, the tokens are ``generate``'s. Positions count real tokens only (left padding), as
+        ``generate`` counts them.
+        """
+        rows, steps = input_ids.shape[0], params.max_new_tokens
+        device = self.model.device
+        tokens = torch.full((rows, steps), self.pad_id, dtype=torch.long)
+        at_one, at_temperature, chosen = (torch.zeros(rows, steps) for _ in range(3))
+        padded = bool((attention_mask == 0).any())
+        mask = attention_mask.to(device)
+        positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
+        stop = torch.tensor(eos, device=device)
+        running = torch.arange(rows)  # the batch's rows, as rows of the output
+        scale = params.temperature not in (0, 1)
+        with torch.no_grad(), self.autocast():
+            out = self.model(input_ids=input_ids.to(device), attention_mask=mask if padded else None,
+                             position_ids=positions, use_cache=True, logits_to_keep=1)
+            cache = out.past_key_values
+            for step in range(steps):
+                logits = out.logits[:, -1, :].to(copy=True, dtype=torch.float32)
+                at_one[running, step] = entropy(logits).cpu()
+                scaled = logits / params.temperature if scale else logits
+                if scale:
+                    at_temperature[running, step] = entropy(scaled).cpu()
+                elif params.temperature == 1:
+                    at_temperature[running, step] = at_one[running, step]
+                if params.greedy:
+                    picked = torch.argmax(logits, dim=-1)
+                else:
+                    scores = warpers(input_ids, logits)
+                    picked = torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
+                log_probs = scaled - torch.logsumexp(scaled, dim=-1, keepdim=True)
+                chosen[running, step] = log_probs.gather(-1, picked[:, None]).squeeze(-1).cpu()
+                tokens[running, step] = picked.cpu()
+                going = ~torch.isin(picked, stop)
+                if step == steps - 1 or not going.any():
+                    break
+                if not going.all():  # forget the stopped rows, in the cache too
+                    keep = going.nonzero().squeeze(-1)
+                    cache.batch_select_indices(keep)
+                    running, picked, mask, positions = running[keep.cpu()], picked[keep], mask[keep], positions[keep]
+                mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=-1)
+                positions = positions[:, -1:] + 1
+                out = self.model(input_ids=picked[:, None], attention_mask=mask if padded else None,
+                                 position_ids=positions, past_key_values=cache, use_cache=True)
+        return tokens, at_one, at_temperature, chosen
 
     def _sample(
         self,

@@ -20,7 +20,7 @@ from curio.lora import has_lora, merged_tensors
 
 class HFRollout:
     """Args:
-    batch_size: sequences per ``generate`` call (a prompt's G samples count G).
+    batch_size: sequences sampled together (a prompt's G samples count G).
     """
 
     def __init__(self, batch_size: int = 64):

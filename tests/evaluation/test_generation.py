@@ -1,4 +1,5 @@
-"""HFGenerator: left padding, per-sample entropies against float64, stops and truncation, seeding.
+"""HFGenerator: left padding, per-sample entropies against float64, stops and truncation, seeding,
+and its decoding loop against ``model.generate``.
 
 The model is ``model=tiny`` (random weights, byte-level tokenizer); references are computed with a
 float64 copy of it, one unpadded prompt at a time, with a plain greedy loop.
@@ -10,6 +11,7 @@ import copy
 
 import pytest
 import torch
+from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
 from curio.errors import ConfigError
 from curio.evaluation.generation import EntropyRecorder, HFGenerator
@@ -193,3 +195,66 @@ def test_vllm_backend_says_how_to_get_vllm():
 
     with pytest.raises(ConfigError, match="generation.backend=vllm needs the vllm package"):
         VLLMGenerator("some/model")
+
+
+def _both_paths(model, tokenizer, prompts, params):
+    """The decoding loop's and model.generate's (tokens, entropies T = 1, entropies T, log-probs),
+    padded to the same width, each from the same seed."""
+    generator = HFGenerator(model, tokenizer, progress=False)
+    width = max(len(p) for p in prompts)
+    input_ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(p)) + list(p) for p in prompts])
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    eos = [tokenizer.eos_token_id, *params.stop_token_ids]
+    warpers = LogitsProcessorList()
+    if not params.greedy:
+        warpers += [TemperatureLogitsWarper(params.temperature), TopKLogitsWarper(params.top_k),
+                    TopPLogitsWarper(params.top_p)]
+    out = []
+    for run in (generator._decode_loop, generator._generate_call):
+        torch.manual_seed(11)
+        with torch.no_grad():
+            result = run(input_ids, mask, params, eos, warpers)
+        steps = result[0].shape[1]
+        out.append([torch.nn.functional.pad(t, (0, params.max_new_tokens - steps),
+                                            value=tokenizer.pad_token_id if i == 0 else 0.0)
+                    for i, t in enumerate(result)])
+    return out
+
+
+def test_the_loop_draws_what_generate_draws_until_a_row_stops(model_and_tokenizer, prompts):
+    """Same seed, same warpers, a padded batch: token for token generate()'s samples, and the same
+    entropies and log-probabilities, up to the first step at which some row stops (after it, the
+    loop samples fewer rows, so its random stream moves on differently)."""
+    model, tokenizer = model_and_tokenizer
+    params = SamplingParams(n=1, temperature=0.8, top_k=50, top_p=0.95, max_new_tokens=12)
+    (tokens, *floats), (expected, *expected_floats) = _both_paths(model, tokenizer, prompts * 3, params)
+    stopped = (expected == tokenizer.eos_token_id).any(dim=0).nonzero()
+    upto = int(stopped[0]) + 1 if len(stopped) else params.max_new_tokens
+    assert upto >= 3  # the comparison covers several steps
+    assert torch.equal(tokens[:, :upto], expected[:, :upto])
+    for mine, theirs in zip(floats, expected_floats):
+        torch.testing.assert_close(mine[:, :upto], theirs[:, :upto], rtol=0, atol=1e-5)
+
+
+def test_greedy_rows_that_stop_early_leave_the_others_as_generate_has_them(model_and_tokenizer, prompts):
+    """Greedy, so the whole run is comparable: rows stop at different steps (stop tokens each row
+    produces at its own step), are dropped from the loop's batch and its KV cache, and the rows
+    still running continue exactly as in generate()."""
+    model, tokenizer = model_and_tokenizer
+    steps = 10
+    greedy = SamplingParams(n=1, temperature=0, max_new_tokens=steps)
+    (free, *_), _ = _both_paths(model, tokenizer, prompts, greedy)
+    stops = []
+    for row, step in ((0, 2), (1, 5)):  # row 0 stops at step 2, row 1 at 5, row 2 (if not hit) runs on
+        token = int(free[row, step])
+        if all(token not in free[other, :steps].tolist() for other in range(len(prompts)) if other != row):
+            stops.append(token)
+    assert stops, "the tiny model's greedy rows share every token: pick other steps"
+    params = SamplingParams(n=1, temperature=0, max_new_tokens=steps, stop_token_ids=tuple(stops))
+    (tokens, at_one, _, chosen), (expected, expected_at_one, _, expected_chosen) = _both_paths(
+        model, tokenizer, prompts, params)
+    assert torch.equal(tokens, expected)
+    assert (tokens == tokenizer.pad_token_id).any()  # some row stopped early and was padded
+    ran = expected != tokenizer.pad_token_id
+    torch.testing.assert_close(at_one[ran], expected_at_one[ran], rtol=0, atol=1e-5)
+    torch.testing.assert_close(chosen[ran], expected_chosen[ran], rtol=0, atol=1e-5)
