@@ -1,8 +1,9 @@
 """The claims report: verdicts, tables (mean ± std over seeds) and plots, as Markdown.
 
-Everything in the report is computed here from the study's records (:mod:`curio.claims.records`), so
-rerunning the study command, or ``--report-only`` on any checkout, regenerates it. One hand-written block survives regeneration: the text between
-:data:`KEEP_START` and :data:`KEEP_END` in an existing report (the discussion of the results).
+Everything in the report is computed here from the study's records (:mod:`curio.claims.records`),
+so rerunning the study command, or ``--report-only`` on any checkout, regenerates it. One
+hand-written block survives regeneration: the text between :data:`KEEP_START` and
+:data:`KEEP_END` in an existing report (the discussion of the results).
 """
 
 from __future__ import annotations
