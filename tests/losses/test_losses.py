@@ -85,8 +85,10 @@ def test_chunked_equals_plain(name: str) -> None:
     loss_p, metrics_p, gh_p, gw_p = run_module(factory(None), case)
     loss_c, metrics_c, gh_c, gw_c = run_module(factory(8), case)
     torch.testing.assert_close(loss_c, loss_p, rtol=1e-6, atol=0)
-    torch.testing.assert_close(gh_c, gh_p, rtol=1e-5, atol=1e-7)
-    torch.testing.assert_close(gw_c, gw_p, rtol=1e-5, atol=1e-7)
+    # Chunks change the order of float32 sums over tokens: the rounding scales with the gradient's
+    # magnitude, not each element's (elementwise rtol failed near-zero weights on another CPU).
+    assert_close_rel(gh_c, gh_p, 1e-5)
+    assert_close_rel(gw_c, gw_p, 1e-5)
     assert metrics_c.keys() == metrics_p.keys()
     for key in metrics_p:
         assert metrics_c[key].shape == (37,)
