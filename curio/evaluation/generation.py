@@ -4,10 +4,9 @@
 (equal lengths batch without padding; memory peaks early), and returns the samples in the original
 order. Its own decoding loop drops each row from the batch and from the KV cache once the row has
 stopped, so a batch costs the sum of its samples' lengths rather than its longest sample times the
-batch size (``model.generate`` keeps every row to the end: 3-5x slower on the CPU when lengths
-vary, ``docs/benchmarks.md``). Until a row stops, it draws exactly what ``generate`` draws (the same
-operations on the same random stream); ``generate`` itself still runs when stop strings are set
-or a sharded model must step in lockstep with other ranks. For every sample it records the text, the number of generated
+batch size (``model.generate`` keeps every row to the end: 1.2-1.7x slower on the CPU,
+``docs/benchmarks.md``). Until a row stops, it draws exactly what ``generate`` draws (the same
+operations on the same random stream); ``generate`` itself still runs when stop strings are set. For every sample it records the text, the number of generated
 tokens, whether it hit ``max_new_tokens`` (truncated) and the mean entropy of the model's
 next-token distribution over its generated tokens, at T = 1 and at the sampling temperature.
 
@@ -141,8 +140,8 @@ class HFGenerator:
 
     Args:
         model: a causal LM, already on its device; it is put in eval mode during generation and
-            its previous mode restored. A model sharded with FSDP2 over several processes generates
-            with ``synced_gpus`` (every rank runs forward until all are done: each forward is a
+            its previous mode restored. A model sharded with FSDP2 over several processes samples
+            in lockstep (every rank runs forward until all are done: each forward is a
             collective), so every rank must call :meth:`generate` with as many sequences.
         tokenizer: its tokenizer (decodes responses; its EOS token stops a sample).
         batch_size: sequences sampled together (a prompt's n samples count n).
@@ -227,8 +226,7 @@ class HFGenerator:
                 warpers.append(TopKLogitsWarper(params.top_k))
             if params.top_p < 1:
                 warpers.append(TopPLogitsWarper(params.top_p))
-        # generate() for what the loop does not do: stop strings, ranks stepping in lockstep.
-        run = self._generate_call if params.stop or self.synced_gpus else self._decode_loop
+        run = self._generate_call if params.stop else self._decode_loop  # (stop strings: generate's)
         generated, at_one, at_temperature, chosen = run(input_ids, attention_mask, params, eos, warpers)
         eos_set = set(eos)
         return [
@@ -297,33 +295,48 @@ class HFGenerator:
                              position_ids=positions, use_cache=True, logits_to_keep=1)
             cache = out.past_key_values
             for step in range(steps):
-                logits = out.logits[:, -1, :].to(copy=True, dtype=torch.float32)
-                at_one[running, step] = entropy(logits).cpu()
-                scaled = logits / params.temperature if scale else logits
-                if scale:
-                    at_temperature[running, step] = entropy(scaled).cpu()
-                elif params.temperature == 1:
-                    at_temperature[running, step] = at_one[running, step]
-                if params.greedy:
-                    picked = torch.argmax(logits, dim=-1)
-                else:
-                    scores = warpers(input_ids, logits)
-                    picked = torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
-                log_probs = scaled - torch.logsumexp(scaled, dim=-1, keepdim=True)
-                chosen[running, step] = log_probs.gather(-1, picked[:, None]).squeeze(-1).cpu()
-                tokens[running, step] = picked.cpu()
-                going = ~torch.isin(picked, stop)
-                if step == steps - 1 or not going.any():
+                if running.numel():
+                    logits = out.logits[:, -1, :].to(copy=True, dtype=torch.float32)
+                    at_one[running, step] = entropy(logits).cpu()
+                    scaled = logits / params.temperature if scale else logits
+                    if scale:
+                        at_temperature[running, step] = entropy(scaled).cpu()
+                    elif params.temperature == 1:
+                        at_temperature[running, step] = at_one[running, step]
+                    if params.greedy:
+                        picked = torch.argmax(logits, dim=-1)
+                    else:
+                        scores = warpers(input_ids, logits)
+                        picked = torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
+                    log_probs = scaled - torch.logsumexp(scaled, dim=-1, keepdim=True)
+                    chosen[running, step] = log_probs.gather(-1, picked[:, None]).squeeze(-1).cpu()
+                    tokens[running, step] = picked.cpu()
+                    going = ~torch.isin(picked, stop)
+                else:  # (lockstep only) this rank is done: its one dummy row steps on with the others
+                    going = torch.zeros_like(picked, dtype=torch.bool)
+                if step == steps - 1 or not self._any_rank(bool(going.any())):
                     break
                 if not going.all():  # forget the stopped rows, in the cache too
                     keep = going.nonzero().squeeze(-1)
+                    if keep.numel():
+                        running = running[keep.cpu()]
+                    else:  # every row stopped while another rank's still run: keep one, as a dummy
+                        keep, running = keep.new_zeros(1), running[:0]
                     cache.batch_select_indices(keep)
-                    running, picked, mask, positions = running[keep.cpu()], picked[keep], mask[keep], positions[keep]
+                    picked, mask, positions = picked[keep], mask[keep], positions[keep]
                 mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=-1)
                 positions = positions[:, -1:] + 1
                 out = self.model(input_ids=picked[:, None], attention_mask=mask if padded else None,
                                  position_ids=positions, past_key_values=cache, use_cache=True)
         return tokens, at_one, at_temperature, chosen
+
+    def _any_rank(self, running: bool) -> bool:
+        """Whether this rank's rows, or (a sharded model stepping in lockstep) any rank's, still run."""
+        if not self.synced_gpus:
+            return running
+        flag = torch.tensor([float(running)], device=self.model.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag.item())
 
     def _sample(
         self,
