@@ -100,8 +100,9 @@ def main(argv: list[str] | None = None) -> None:
     provenance = {"commit": ", ".join(dict.fromkeys(c for record in shown for c in record["commits"])) or commit,
                   "report_commit": commit,
                   "machine": "; ".join(dict.fromkeys(record["machine"] for record in shown)),
-                  "wall": f"{total / 60:.0f} min of train/eval/probe steps "
-                          "(summed over resumes and over jobs run side by side)"}
+                  "wall": f"{total / 60:.0f} min of train/eval/probe steps (each finished step's "
+                          "wall time, summed over jobs run side by side; a step interrupted and rerun "
+                          "counts its last run)"}
     started = time.perf_counter()
     answers = write_report(preset, by_model, report, command, provenance)
     for answer in answers:

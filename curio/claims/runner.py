@@ -155,7 +155,7 @@ def read_timings(root: Path) -> dict[str, dict[str, float]]:
 
 
 def _record(root: Path, job: Job, step: str, seconds: float) -> None:
-    """Add a step's wall time to ``<root>/timings.json`` (a job's record keeps its entry, resumes included)."""
+    """Set a finished step's wall time in ``<root>/timings.json`` (a job's record keeps its entry)."""
     with _timings_lock:  # side-by-side jobs must not lose each other's entries
         timings = read_timings(root)
         timings.setdefault(job.name, {})[step] = round(seconds, 1)
