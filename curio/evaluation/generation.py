@@ -316,7 +316,7 @@ class HFGenerator:
                     going = torch.zeros_like(picked, dtype=torch.bool)
                 if step == steps - 1 or not self._any_rank(bool(going.any())):
                     break
-                if not going.all():  # forget the stopped rows, in the cache too
+                if running.numel() and not going.all():  # forget the stopped rows, in the cache too
                     keep = going.nonzero().squeeze(-1)
                     if keep.numel():
                         running = running[keep.cpu()]
