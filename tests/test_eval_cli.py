@@ -18,6 +18,7 @@ from curio.errors import ConfigError
 from curio.evaluation import eval_config
 from curio.evaluation import run as eval_run
 from curio.evaluation.eval_config import benchmark_config, model_shorthand, resolve_model
+from curio.evaluation.generation import HFGenerator
 from curio.evaluation.run import evaluate
 from tests.evaluation.locations import SHARED_BENCHMARKS
 
@@ -104,6 +105,44 @@ def test_eval_writes_results_samples_table_and_plot_then_resumes(eval_cfg, model
 
     with pytest.raises(ConfigError, match=r"sampling.n=2, this run has sampling.n=3"):
         evaluate(eval_cfg(tmp_path, "resume=true", "sampling.n=3"))
+
+
+class _Killed(Exception):
+    """Stands for the kill (a session's end, a SIGKILL) that stops a run between two batches."""
+
+
+def test_a_run_killed_mid_benchmark_resumes_after_its_last_batch(eval_cfg, tmp_path, monkeypatch):
+    """8 sequences per benchmark in batches of 3: killed at the 5th batch (tiny_ood's 2nd), the
+    resumed run samples tiny_ood's last 2 batches only and writes what an uninterrupted run writes."""
+    whole = evaluate(eval_cfg(tmp_path / "whole", "generation.batch_size=3"))
+    real, calls, kill_at = HFGenerator._generate_batch, [], [5]
+
+    def counted(self, *args):
+        calls.append(1)
+        if len(calls) in kill_at:
+            raise _Killed
+        return real(self, *args)
+
+    monkeypatch.setattr(HFGenerator, "_generate_batch", counted)
+    run_dir = tmp_path / "killed"
+    with pytest.raises(_Killed):
+        evaluate(eval_cfg(run_dir, "generation.batch_size=3"))
+    assert list(json.loads((run_dir / "results.json").read_text())["benchmarks"]) == ["tiny_id"]
+    assert len((run_dir / "partial" / "tiny_ood.jsonl").read_text().splitlines()) == 1 + 1
+
+    calls.clear()
+    kill_at.clear()
+    resumed = evaluate(eval_cfg(run_dir, "generation.batch_size=3", "resume=true"))
+    assert len(calls) == 2
+    for name in ("tiny_id", "tiny_ood"):
+        assert resumed["benchmarks"][name]["metrics"] == whole["benchmarks"][name]["metrics"]
+    assert read_samples(run_dir) == read_samples(tmp_path / "whole")
+    assert not list((run_dir / "partial").iterdir())  # each benchmark's batches went once it was recorded
+
+    # A fresh run (no resume) in the same folder does not take up old batches.
+    calls.clear()
+    evaluate(eval_cfg(run_dir, "generation.batch_size=3"))
+    assert len(calls) == 6
 
 
 def test_prompts_over_the_context_are_counted_or_refused(eval_cfg, tmp_path, caplog):

@@ -7,7 +7,7 @@ done when its record is written (:mod:`curio.claims.records`: committed, so it o
 machine); until then, a study interrupted at any point continues where it stopped on the same
 machine: a finished export, a finished ``results.json`` or a probe file is never redone, a
 half-trained run resumes from its last checkpoint (``ckpt_path=auto``) and a half-evaluated one
-keeps the benchmarks it finished (``resume=true``).
+keeps the benchmarks and sampling batches it finished (``resume=true``).
 
 Jobs are chained per experiment and seed (an RL job starts from its SFT model). With more than one
 worker, that many chains run at once and the command line gives each step ``cores // workers``

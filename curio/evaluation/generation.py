@@ -37,6 +37,7 @@ from transformers import (
     TopPLogitsWarper,
 )
 
+from curio.evaluation.partial import PartialSamples, batch_key, rng_state, set_rng_state
 from curio.evaluation.sampling import Sample, SamplingParams
 from curio.export import is_sharded
 from curio.ops import entropy
@@ -49,9 +50,11 @@ class Generator(Protocol):
     context_length: int | None
 
     def generate(
-        self, prompts: Sequence[Sequence[int]], params: SamplingParams, desc: str = "generate"
+        self, prompts: Sequence[Sequence[int]], params: SamplingParams, desc: str = "generate",
+        partial: PartialSamples | None = None,
     ) -> list[list[Sample]]:
-        """``params.n`` samples for each tokenized prompt: ``result[prompt][sample]``."""
+        """``params.n`` samples for each tokenized prompt: ``result[prompt][sample]``. A backend
+        that samples in batches keeps each finished one in ``partial`` and resumes from it."""
 
 
 class EntropyRecorder(LogitsProcessor):
@@ -177,13 +180,18 @@ class HFGenerator:
         return getattr(self.model.config, "max_position_embeddings", None)
 
     def generate(
-        self, prompts: Sequence[Sequence[int]], params: SamplingParams, desc: str = "generate"
+        self, prompts: Sequence[Sequence[int]], params: SamplingParams, desc: str = "generate",
+        partial: PartialSamples | None = None,
     ) -> list[list[Sample]]:
         """``params.n`` samples for each tokenized prompt, ``result[prompt][sample]``.
 
         The sampler is seeded with ``params.seed`` inside a forked RNG, so the caller's random
-        state (a training run's) is left as it was.
+        state (a training run's) is left as it was. With ``partial``, each finished batch is
+        written there, and the batches it already holds are taken from it instead of sampled
+        again (the random stream continues from where they left it).
         """
+        if partial is not None and self.synced_gpus:
+            raise ValueError("HFGenerator: partial samples are kept by one process; this model is sharded over several")
         eos = _eos_ids(self.model, self.tokenizer, params.stop_token_ids)
         # Longest first; sorted() is stable, so a prompt's samples stay together and in order.
         jobs = sorted(
@@ -193,16 +201,24 @@ class HFGenerator:
         results: list[list[Sample | None]] = [[None] * params.n for _ in prompts]
         device = self.model.device
         devices = [device] if device.type == "cuda" else []
-        bar = tqdm(total=len(jobs), desc=desc, unit="sample", disable=not self.progress, leave=False)
+        done, state = partial.resume(batch_key(prompts, params, self.batch_size)) if partial else ([], None)
+        for (p, s), sample in zip(jobs, done):
+            results[p][s] = sample
+        bar = tqdm(total=len(jobs), initial=len(done), desc=desc, unit="sample", disable=not self.progress,
+                   leave=False)
         tokens = 0
         start = time.perf_counter()
         with torch.random.fork_rng(devices=devices), eval_mode(self.model), bar:
             torch.manual_seed(params.seed)
-            for first in range(0, len(jobs), self.batch_size):
+            if state is not None:
+                set_rng_state(state, devices)
+            for first in range(len(done), len(jobs), self.batch_size):
                 batch = jobs[first : first + self.batch_size]
                 samples = self._generate_batch([prompts[p] for p, _ in batch], params, eos)
                 for (p, s), sample in zip(batch, samples):
                     results[p][s] = sample
+                if partial is not None:
+                    partial.append(samples, rng_state(devices), time.perf_counter() - start)
                 tokens += sum(sample.num_tokens for sample in samples)
                 bar.update(len(batch))
                 bar.set_postfix(tokens_per_s=f"{tokens / (time.perf_counter() - start):.0f}")

@@ -1,9 +1,11 @@
 """An evaluation run's outputs on disk: ``results.json`` and ``samples.jsonl``, written as it goes.
 
 After each benchmark its samples are appended to ``samples.jsonl`` and ``results.json`` is
-rewritten (atomically) with every finished benchmark and the group means, so an interrupted run
-loses at most the benchmark in progress. A resumed run keeps the finished benchmarks, drops any
-samples of an unfinished one, and refuses to mix results made with different settings.
+rewritten (atomically) with every finished benchmark and the group means. While a benchmark is
+sampled, its finished batches go to ``partial/<benchmark>.jsonl``
+(:class:`~curio.evaluation.partial.PartialSamples`), so an interrupted run loses at most a batch.
+A resumed run keeps the finished benchmarks, takes up an unfinished one from its finished
+batches, and refuses to mix results made with different settings.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,6 +21,7 @@ from typing import Any
 
 from curio.errors import ConfigError
 from curio.evaluation.metrics import group_means
+from curio.evaluation.partial import PartialSamples
 from curio.evaluation.sampled import BenchmarkRun
 
 log = logging.getLogger(__name__)
@@ -26,6 +30,8 @@ RESULTS = "results.json"
 SAMPLES = "samples.jsonl"
 #: One row per problem: the rendered prompt its samples in samples.jsonl answered.
 PROMPTS = "prompts.jsonl"
+#: The finished batches of the benchmarks being sampled.
+PARTIAL = "partial"
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -57,7 +63,8 @@ class ResultsStore:
         settings: everything the numbers depend on besides the benchmarks (model loading,
             sampling, seed, limit, grading); a resumed run must have the same.
         config: the resolved run config, stored for the record.
-        resume: keep the benchmarks already in ``run_dir/results.json``; otherwise start afresh.
+        resume: keep the benchmarks already in ``run_dir/results.json`` and the finished batches
+            of the others; otherwise start afresh.
     """
 
     def __init__(
@@ -85,6 +92,10 @@ class ResultsStore:
             "timing": {},
         }
         self._keep_samples_of(set(self.data["benchmarks"]))
+        if not resume:
+            shutil.rmtree(self.run_dir / PARTIAL, ignore_errors=True)
+        for name in self.done:  # a kill between add()'s write and its discard left them
+            self.partial(name).discard()
         self._write()
 
     def _previous(self, settings: dict[str, Any]) -> dict[str, Any] | None:
@@ -124,6 +135,10 @@ class ResultsStore:
         """Names of the benchmarks with results."""
         return set(self.data["benchmarks"])
 
+    def partial(self, benchmark: str) -> PartialSamples:
+        """Where ``benchmark``'s finished batches are kept until :meth:`add` records it."""
+        return PartialSamples(self.run_dir / PARTIAL / f"{benchmark}.jsonl")
+
     def add(self, run: BenchmarkRun, config: dict[str, Any]) -> None:
         """Record a finished benchmark (``config``: its resolved loader config): samples, then results."""
         with self.prompts_path.open("a", encoding="utf-8") as out:
@@ -156,6 +171,7 @@ class ResultsStore:
             "config": config,
         }
         self._write()
+        self.partial(run.benchmark.name).discard()
 
     def finish(self, timing: dict[str, float]) -> dict[str, Any]:
         """Mark the run complete with its overall timings; returns the results."""

@@ -2,7 +2,8 @@
 
 Cheapest first: the config is checked and every benchmark loaded before the model, so a typo
 or a missing file fails in seconds. Benchmarks then run one at a time, each written to the run
-dir as soon as it is graded (:class:`~curio.evaluation.results.ResultsStore`).
+dir as soon as it is graded, and its finished batches as they are sampled
+(:class:`~curio.evaluation.results.ResultsStore`).
 """
 
 from __future__ import annotations
@@ -141,7 +142,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                 log.info("%s: %d problems x %d samples", name, len(benchmark), params.n)
                 run = run_benchmark(benchmark, tokenizer, generator, grader, params,
                                     require_think_close=cfg.grading.require_think_close,
-                                    context_overflow=cfg.generation.context_overflow)
+                                    context_overflow=cfg.generation.context_overflow,
+                                    partial=store.partial(name))
                 store.add(run, specs[name][0])
                 samples = len(benchmark) * params.n
                 log.info("%s: accuracy %.4f (%d samples in %.1f s, %.1f samples/s; grading %.1f s)",

@@ -17,6 +17,7 @@ from curio.evaluation.benchmark import Benchmark
 from curio.evaluation.generation import Generator
 from curio.evaluation.grading import Grade, Grader
 from curio.evaluation.metrics import benchmark_metrics
+from curio.evaluation.partial import PartialSamples
 from curio.evaluation.sampling import Sample, SamplingParams
 
 log = logging.getLogger(__name__)
@@ -131,8 +132,12 @@ def run_benchmark(
     params: SamplingParams,
     require_think_close: bool = False,
     context_overflow: str = "warn",
+    partial: PartialSamples | None = None,
 ) -> BenchmarkRun:
     """Sample ``params.n`` responses per problem, grade them and compute the metrics.
+
+    With ``partial``, sampling keeps its finished batches there and resumes from those it holds
+    (``generation_s`` then counts the earlier runs' sampling too).
 
     The metrics are :func:`~curio.evaluation.metrics.benchmark_metrics` (with lengths in tokens,
     truncation and distinct-n) plus, when the backend provides them, ``token_entropy`` and
@@ -144,8 +149,8 @@ def run_benchmark(
     check_context(benchmark, [len(p) for p in prompts], params.max_new_tokens, generator.context_length,
                   context_overflow)
     start = time.perf_counter()
-    samples = generator.generate(prompts, params, desc=benchmark.name)
-    generation_s = time.perf_counter() - start
+    samples = generator.generate(prompts, params, desc=benchmark.name, partial=partial)
+    generation_s = time.perf_counter() - start + (partial.earlier_s if partial else 0.0)
 
     start = time.perf_counter()
     flat = grader.grade(

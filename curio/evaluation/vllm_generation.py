@@ -24,6 +24,7 @@ from typing import Any
 from torch import Tensor
 
 from curio.errors import ConfigError
+from curio.evaluation.partial import PartialSamples
 from curio.evaluation.sampling import Sample, SamplingParams
 
 
@@ -88,9 +89,11 @@ class VLLMGenerator:
                                                           "is_checkpoint_format": True})
 
     def generate(
-        self, prompts: Sequence[Sequence[int]], params: SamplingParams, desc: str = "generate"
+        self, prompts: Sequence[Sequence[int]], params: SamplingParams, desc: str = "generate",
+        partial: PartialSamples | None = None,
     ) -> list[list[Sample]]:
-        """``params.n`` samples per tokenized prompt; vLLM schedules and batches them itself."""
+        """``params.n`` samples per tokenized prompt; vLLM schedules and batches them itself, in
+        one engine call with no finished batches to keep, so ``partial`` is not used."""
         sampling = self._vllm.SamplingParams(
             n=params.n,
             temperature=params.temperature,

@@ -15,6 +15,7 @@ from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogit
 
 from curio.errors import ConfigError
 from curio.evaluation.generation import EntropyRecorder, HFGenerator
+from curio.evaluation.partial import PartialSamples
 from curio.evaluation.sampled import render_prompt
 from curio.evaluation.sampling import SamplingParams
 from curio.ops import entropy
@@ -258,3 +259,58 @@ def test_greedy_rows_that_stop_early_leave_the_others_as_generate_has_them(model
     ran = expected != tokenizer.pad_token_id
     torch.testing.assert_close(at_one[ran], expected_at_one[ran], rtol=0, atol=1e-5)
     torch.testing.assert_close(chosen[ran], expected_chosen[ran], rtol=0, atol=1e-5)
+
+
+class _Killed(Exception):
+    """Stands for the kill (a session's end, a SIGKILL) that stops a run between two batches."""
+
+
+def _dies_at_batch(monkeypatch, generator: HFGenerator, kill_at: int | None) -> list[int]:
+    """Count ``generator``'s sampled batches (the returned list grows by one per batch); with
+    ``kill_at``, that batch raises :class:`_Killed` instead of sampling."""
+    real, calls = generator._generate_batch, []
+
+    def counted(*args):
+        calls.append(1)
+        if len(calls) == kill_at:
+            raise _Killed
+        return real(*args)
+
+    monkeypatch.setattr(generator, "_generate_batch", counted)
+    return calls
+
+
+def test_an_interrupted_generation_resumes_after_its_last_batch_with_the_same_samples(
+        model_and_tokenizer, prompts, tmp_path, monkeypatch):
+    """9 sequences in batches of 2: killed at the 4th batch, with a torn line after the 3rd; the
+    resumed run samples the last 2 batches only and ends with the uninterrupted run's samples, token
+    ids, log-probabilities and entropies, the caller's random state untouched."""
+    model, tokenizer = model_and_tokenizer
+    params = SamplingParams(n=3, temperature=1.0, top_k=40, max_new_tokens=10, seed=7)
+    whole = HFGenerator(model, tokenizer, batch_size=2, progress=False).generate(prompts, params)
+
+    path = tmp_path / "partial" / "bench.jsonl"
+    first = HFGenerator(model, tokenizer, batch_size=2, progress=False)
+    _dies_at_batch(monkeypatch, first, kill_at=4)
+    with pytest.raises(_Killed):
+        first.generate(prompts, params, partial=PartialSamples(path))
+    assert len(path.read_text().splitlines()) == 1 + 3  # the key, then the 3 finished batches
+    with path.open("a") as out:
+        out.write('{"samples": [{"text": "cut sh')  # a kill in the middle of writing a 4th
+
+    state = torch.get_rng_state()
+    second = HFGenerator(model, tokenizer, batch_size=2, progress=False)
+    calls = _dies_at_batch(monkeypatch, second, kill_at=None)
+    partial = PartialSamples(path)
+    resumed = second.generate(prompts, params, partial=partial)
+    assert len(calls) == 2 and partial.earlier_s > 0
+    assert resumed == whole
+    assert torch.equal(torch.get_rng_state(), state)
+    assert len(path.read_text().splitlines()) == 1 + 5  # the torn line went; batches 4 and 5 follow
+
+    # Another batch size draws other batches: the file is set aside and sampling starts afresh.
+    third = HFGenerator(model, tokenizer, batch_size=4, progress=False)
+    calls = _dies_at_batch(monkeypatch, third, kill_at=None)
+    assert third.generate(prompts, params, partial=PartialSamples(path)) == \
+        HFGenerator(model, tokenizer, batch_size=4, progress=False).generate(prompts, params)
+    assert len(calls) == 3

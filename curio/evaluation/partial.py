@@ -1,0 +1,125 @@
+"""A benchmark's samples so far, on disk, so that an interrupted generation resumes where it stopped.
+
+:class:`~curio.evaluation.generation.HFGenerator` samples in batches from one seeded random stream.
+After each batch, :class:`PartialSamples` appends one line to its file: the batch's samples and the
+random state after it. A resumed run reads the finished batches back, restores that random state
+and samples only the rest, so it ends with the samples an uninterrupted run would have drawn (on
+the same kind of machine: the forward passes are the same computation). A long benchmark (200
+problems x 64 samples is hours on a CPU) then loses at most one batch to a kill.
+
+The file's first line names what the batches depend on (the prompts, the sampling settings, the
+batch size); a file made with others is set aside and the benchmark starts afresh. A line cut
+short by a kill is dropped. Each line is written with one ``write`` and flushed to disk.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from curio.evaluation.sampling import Sample, SamplingParams
+
+log = logging.getLogger(__name__)
+
+
+def batch_key(prompts: Sequence[Sequence[int]], params: SamplingParams, batch_size: int) -> dict[str, Any]:
+    """What a run's batches depend on: two runs with equal keys draw the same batches."""
+    digest = hashlib.sha256(json.dumps([list(p) for p in prompts]).encode()).hexdigest()
+    key = {"prompts_sha256": digest, "prompts": len(prompts), "sampling": dataclasses.asdict(params),
+           "batch_size": batch_size}
+    return json.loads(json.dumps(key))  # as read back from the file (tuples become lists)
+
+
+def rng_state(devices: Sequence[torch.device]) -> dict[str, Any]:
+    """The CPU random state and that of each CUDA device in ``devices``, JSON-ready."""
+    def text(state: torch.Tensor) -> str:
+        return base64.b64encode(state.numpy().tobytes()).decode("ascii")
+
+    return {"cpu": text(torch.get_rng_state()), "cuda": [text(torch.cuda.get_rng_state(d)) for d in devices]}
+
+
+def set_rng_state(state: dict[str, Any], devices: Sequence[torch.device]) -> None:
+    """Restore a :func:`rng_state` (its CUDA states onto ``devices``, in order)."""
+    def tensor(text: str) -> torch.Tensor:
+        return torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.uint8)
+
+    torch.set_rng_state(tensor(state["cpu"]))
+    for device, text in zip(devices, state["cuda"], strict=True):
+        torch.cuda.set_rng_state(tensor(text), device)
+
+
+def _sample(row: dict[str, Any]) -> Sample:
+    tuples = {k: None if row[k] is None else tuple(row[k]) for k in ("token_ids", "logprobs", "token_entropies")}
+    return Sample(**{**row, **tuples})
+
+
+class PartialSamples:
+    """One benchmark's finished batches in ``path`` (JSON lines: the key, then one line per batch).
+
+    :meth:`resume` reads them (and sets the file up for this run); :meth:`append` adds a batch;
+    :meth:`discard` deletes the file once the benchmark's results are safely written.
+
+    Attributes:
+        earlier_s: seconds the finished batches took to sample, in earlier runs (set by :meth:`resume`).
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.earlier_s = 0.0
+
+    def resume(self, key: dict[str, Any]) -> tuple[list[Sample], dict[str, Any] | None]:
+        """``(samples of the finished batches in sampling order, random state after the last)``;
+        ``([], None)`` when there are none or they were drawn with another ``key``."""
+        lines = self._read()
+        batches: list[dict[str, Any]] = []
+        if lines and lines[0].get("key") == key:
+            batches = lines[1:]
+        elif lines:
+            log.warning("%s was sampled with other prompts or settings: set aside, this benchmark starts afresh",
+                        self.path)
+        samples = [_sample(row) for batch in batches for row in batch["samples"]]
+        self.earlier_s = batches[-1]["elapsed_s"] if batches else 0.0
+        # Rewritten without any torn tail, so appended lines follow whole ones.
+        self._rewrite([{"key": key}, *batches])
+        if batches:
+            log.info("%s: resuming after %d samples already drawn", self.path.name, len(samples))
+        return samples, batches[-1]["rng"] if batches else None
+
+    def append(self, samples: Sequence[Sample], rng: dict[str, Any], elapsed_s: float) -> None:
+        """Record a finished batch: its samples, the random state after it, and the seconds spent
+        sampling so far in this run (earlier runs' are added)."""
+        line = {"samples": [dataclasses.asdict(s) for s in samples], "rng": rng,
+                "elapsed_s": self.earlier_s + elapsed_s}
+        with self.path.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(line) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def _read(self) -> list[dict[str, Any]]:
+        if not self.path.is_file():
+            return []
+        lines = []
+        for text in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                lines.append(json.loads(text))
+            except json.JSONDecodeError:  # the line a kill cut short: it and anything after are dropped
+                break
+        return lines
+
+    def _rewrite(self, lines: list[dict[str, Any]]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+        os.replace(tmp, self.path)
