@@ -1,10 +1,13 @@
-"""``python -m bench.sampler [--model DIR] [--problems P] [--rollout-prompts R] [--threads T]``
+"""``python -m bench.sampler [--model DIR] [--problems P] [--rollout-prompts R] [--threads T] [--repeats R]``
 
-How much faster is :class:`~curio.evaluation.generation.HFGenerator`'s decoding loop, which drops
-each row from the batch and the KV cache once it stops, than ``model.generate``, which keeps every
-row to the end? Both run through the same generator (same prompts, batching, seed, entropies and
-log-probabilities), on the shipped fork-world base model (or ``--model``, e.g. a study's SFT model),
-in the shapes the fork study samples:
+How much faster is :class:`~curio.evaluation.generation.HFGenerator`'s decoding loop than
+``model.generate``? The loop drops each row from the batch and the KV cache once the row stops
+(``generate`` keeps every row to the end), and writes the KV cache into buffers allocated once
+(``transformers``' cache grows by ``torch.cat``, copying itself at every step). Three variants run
+through the same generator (same prompts, batching, seed, entropies and log-probabilities):
+``generate``; the loop on ``transformers``' concatenating cache; the loop as shipped. On the
+shipped fork-world base model (or ``--model``, e.g. a study's SFT model), in the shapes the fork
+study samples:
 
 - ``eval`` on ``fork_id`` and ``fork_ood``: P problems x 64 samples at T = 0.6, up to 320 new
   tokens, batch 64 (one problem's samples per batch, no padding), as ``python -m curio.claims``
@@ -12,8 +15,8 @@ in the shapes the fork study samples:
 - ``rollout``: 16 training prompts x 8 samples at T = 1, up to 192 new tokens, one padded batch of
   128, as one GRPO rollout step of ``rl.py prompts=fork_world``.
 
-Prints a Markdown table (docs/benchmarks.md has the committed one). Run it on an otherwise idle
-machine.
+Prints a Markdown table (docs/benchmarks.md has the committed one), each time the fastest of
+``--repeats`` interleaved rounds. Run it on an otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.cache_utils import DynamicCache
 
 from curio.evaluation.generation import HFGenerator
 from curio.evaluation.sampled import render_prompt
@@ -38,6 +42,13 @@ class GenerateCall(HFGenerator):
     """The same generator with ``model.generate`` for every batch (what it ran before its loop)."""
 
     _decode_loop = HFGenerator._generate_call
+
+
+class ConcatenatingCache(HFGenerator):
+    """The same generator's loop on ``transformers``' own KV cache, which grows by ``torch.cat``."""
+
+    def _new_cache(self, positions: int) -> DynamicCache:
+        return DynamicCache(config=self.model.config)
 
 
 def _prompts(tokenizer, file: str, count: int) -> list[list[int]]:
@@ -61,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", type=Path, default=WORLD / "base",
                         help="a fork-world model folder (default: the shipped base)")
     parser.add_argument("--rollout-prompts", type=int, default=16, help="prompts of the rollout workload (default 16)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds; the fastest of each variant counts")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
@@ -75,13 +87,19 @@ def main(argv: list[str] | None = None) -> None:
         (f"rollout, {args.rollout_prompts} prompts x 8, one padded batch",
          _prompts(tokenizer, "sft_train.jsonl", args.rollout_prompts), rollout, 8 * args.rollout_prompts),
     ]
-    print("| workload | `model.generate` (s) | decoding loop (s) | speed-up | mean new tokens (generate / loop) |")
-    print("|---|---:|---:|---:|---:|")
+    print("| workload | `model.generate` (s) | loop, `torch.cat` cache (s) | loop, preallocated cache (s) | "
+          "speed-up over `generate` | of which the cache | mean new tokens (generate / loop) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, prompts, params, batch in workloads:
-        old, old_tokens = _time(GenerateCall(model, tokenizer, batch_size=batch, progress=False), prompts, params)
-        new, new_tokens = _time(HFGenerator(model, tokenizer, batch_size=batch, progress=False), prompts, params)
-        print(f"| {name} | {old:.1f} | {new:.1f} | {old / new:.2f}x | {old_tokens:.1f} / {new_tokens:.1f} |",
-              flush=True)
+        variants = [variant(model, tokenizer, batch_size=batch, progress=False)
+                    for variant in (GenerateCall, ConcatenatingCache, HFGenerator)]
+        # Interleaved rounds, fastest of each: another tenant's load on a shared machine hits every variant alike.
+        rounds = [[_time(generator, prompts, params) for generator in variants] for _ in range(args.repeats)]
+        times = [min(round_[i][0] for round_ in rounds) for i in range(len(variants))]
+        tokens = [rounds[0][i][1] for i in range(len(variants))]
+        old, cat, new = times
+        print(f"| {name} | {old:.1f} | {cat:.1f} | {new:.1f} | {old / new:.2f}x | {cat / new:.2f}x | "
+              f"{tokens[0]:.1f} / {tokens[2]:.1f} |", flush=True)
     print(f"\n{args.model}: {platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s), "
           f"torch {torch.__version__}")
 

@@ -5,8 +5,10 @@
 order. Its own decoding loop drops each row from the batch and from the KV cache once the row has
 stopped, so a batch costs the sum of its samples' lengths rather than its longest sample times the
 batch size (``model.generate`` keeps every row to the end: 1.2-1.7x slower on the CPU,
-``docs/benchmarks.md``). Until a row stops, it draws exactly what ``generate`` draws (the same
-operations on the same random stream); ``generate`` itself still runs when stop strings are set. For every sample it records the text, the number of generated
+``docs/benchmarks.md``), and its KV cache is allocated once rather than grown by concatenation at
+every step (:mod:`curio.evaluation.kv_cache`). Until a row stops, it draws exactly what ``generate``
+draws (the same operations on the same random stream); ``generate`` itself still runs when stop
+strings are set. For every sample it records the text, the number of generated
 tokens, whether it hit ``max_new_tokens`` (truncated) and the mean entropy of the model's
 next-token distribution over its generated tokens, at T = 1 and at the sampling temperature.
 
@@ -36,7 +38,9 @@ from transformers import (
     TopKLogitsWarper,
     TopPLogitsWarper,
 )
+from transformers.cache_utils import Cache
 
+from curio.evaluation.kv_cache import preallocated_cache
 from curio.evaluation.partial import PartialSamples, batch_key, rng_state, set_rng_state
 from curio.evaluation.sampling import Sample, SamplingParams
 from curio.export import is_sharded
@@ -288,7 +292,8 @@ class HFGenerator:
         warpers: LogitsProcessorList,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """:meth:`_generate_call`'s result from a loop of forward passes that drops each row from
-        the batch (and its KV cache) once it has sampled a stop token.
+        the batch (and its KV cache) once it has sampled a stop token. The KV cache is allocated
+        once for the prompt and every new token (:mod:`curio.evaluation.kv_cache`).
 
         Every step does what ``generate`` does with :class:`EntropyRecorder` first: float32
         logits of the last position, the entropies and log-probabilities of the recorder, the
@@ -307,9 +312,9 @@ class HFGenerator:
         running = torch.arange(rows)  # the batch's rows, as rows of the output
         scale = params.temperature not in (0, 1)
         with torch.no_grad(), self.autocast():
+            cache = self._new_cache(input_ids.shape[1] + steps)
             out = self.model(input_ids=input_ids.to(device), attention_mask=mask if padded else None,
-                             position_ids=positions, use_cache=True, logits_to_keep=1)
-            cache = out.past_key_values
+                             position_ids=positions, past_key_values=cache, use_cache=True, logits_to_keep=1)
             for step in range(steps):
                 if running.numel():
                     logits = out.logits[:, -1, :].to(copy=True, dtype=torch.float32)
@@ -345,6 +350,10 @@ class HFGenerator:
                 out = self.model(input_ids=picked[:, None], attention_mask=mask if padded else None,
                                  position_ids=positions, past_key_values=cache, use_cache=True)
         return tokens, at_one, at_temperature, chosen
+
+    def _new_cache(self, positions: int) -> Cache:
+        """An empty KV cache for a batch of up to ``positions`` positions (prompt and new tokens)."""
+        return preallocated_cache(self.model.config, positions)
 
     def _any_rank(self, running: bool) -> bool:
         """Whether this rank's rows, or (a sharded model stepping in lockstep) any rank's, still run."""
