@@ -8,6 +8,7 @@ from pathlib import Path
 from torch import Tensor, nn
 from transformers import GenerationConfig, PreTrainedModel
 
+from curio.atomic_write import staging_path
 from curio.dtypes import parse_dtype
 
 
@@ -59,7 +60,7 @@ def export_hf(
         state_dict: the weights to write, e.g. :func:`full_state_dict` of a sharded model.
     """
     out_dir = Path(out_dir)
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    tmp = staging_path(out_dir)
     shutil.rmtree(tmp, ignore_errors=True)
     if state_dict is None and is_sharded(model):
         raise ValueError("export_hf of a sharded (FSDP2) model needs state_dict=full_state_dict(model)")

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from curio.atomic_write import staging_path
 from curio.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -305,7 +306,7 @@ def export_adapter(model: nn.Module, state: dict[str, Tensor], out_dir: str | Pa
     from curio.export import swap_in
 
     out_dir = Path(out_dir)
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    tmp = staging_path(out_dir)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     config = model.peft_config[STUDENT].to_dict()

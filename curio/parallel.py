@@ -49,6 +49,7 @@ from lightning.fabric.plugins.collectives.torch_collective import default_pg_tim
 from lightning.pytorch.strategies import ModelParallelStrategy
 from torch import nn
 
+from curio.atomic_write import staging_path
 from curio.errors import ConfigError
 from curio.lora import LEFT_OUT, adapter_start, has_lora
 from curio.models.sharded_loading import is_on_meta, load_local_shards
@@ -261,7 +262,7 @@ class FSDP2Strategy(ModelParallelStrategy):
         if not self._save_distributed_checkpoint:
             return super().save_checkpoint(checkpoint, filepath, storage_options)
         path = Path(self.broadcast(str(filepath)))
-        tmp, old = path.with_name(path.name + ".tmp"), path.with_name(path.name + ".old")
+        tmp, old = staging_path(path), path.with_name(path.name + ".old")
         if self.is_global_zero:
             shutil.rmtree(tmp, ignore_errors=True)
         self.barrier("checkpoint_tmp")

@@ -9,13 +9,14 @@ import logging
 import shutil
 from pathlib import Path
 
+from curio.atomic_write import STAGING_SUFFIX
 from curio.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 #: Suffixes of a checkpoint still being written (``AtomicCheckpointIO``, ``FSDP2Strategy``): a
 #: kill leaves them behind, and they are never complete.
-STAGING_SUFFIXES = (".tmp", ".old")
+STAGING_SUFFIXES = (STAGING_SUFFIX, ".old")
 
 
 def check_ckpt_path(ckpt_path: str | None) -> None:

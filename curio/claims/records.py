@@ -20,7 +20,7 @@ from typing import Any
 
 from curio.claims.measures import RL_METRICS, collect, rl_curve, tau_histograms
 from curio.claims.plan import BASE, Job, Preset
-from curio.evaluation.results import write_json_atomic
+from curio.atomic_write import write_json_atomic
 
 #: The layout of a record; a record of another version is refused, not misread.
 VERSION = 1

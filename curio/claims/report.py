@@ -18,6 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from curio.atomic_write import write_text_atomic
 from curio.claims.plan import BASE, Preset
 from curio.config import ROOT
 from curio.claims.verdicts import Answer, Table, answer_all
@@ -501,7 +502,5 @@ gradient. Held-out CE: `val/ce` on `sft_val` at the end of training.
 {KEEP_END}
 """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, text)
     return answers

@@ -36,7 +36,7 @@ from curio.claims.plan import BASE, Job, Preset, jobs
 from curio.claims.records import (make_record, read_commits, read_record, record_file, weights_digest,
                                    write_record)
 from curio.config import ROOT
-from curio.evaluation.results import write_json_atomic
+from curio.atomic_write import write_json_atomic
 
 log = logging.getLogger(__name__)
 

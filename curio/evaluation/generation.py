@@ -41,10 +41,11 @@ from transformers import (
 from transformers.cache_utils import Cache
 
 from curio.evaluation.kv_cache import preallocated_cache
-from curio.evaluation.partial import PartialSamples, batch_key, rng_state, set_rng_state
+from curio.evaluation.partial import PartialSamples, batch_key
 from curio.evaluation.sampling import Sample, SamplingParams
 from curio.export import is_sharded
 from curio.ops import entropy
+from curio.rng import restore_torch_rng_json, torch_rng_json
 
 
 class Generator(Protocol):
@@ -215,14 +216,14 @@ class HFGenerator:
         with torch.random.fork_rng(devices=devices), eval_mode(self.model), bar:
             torch.manual_seed(params.seed)
             if state is not None:
-                set_rng_state(state, devices)
+                restore_torch_rng_json(state, devices)
             for first in range(len(done), len(jobs), self.batch_size):
                 batch = jobs[first : first + self.batch_size]
                 samples = self._generate_batch([prompts[p] for p, _ in batch], params, eos)
                 for (p, s), sample in zip(batch, samples):
                     results[p][s] = sample
                 if partial is not None:
-                    partial.append(samples, rng_state(devices), time.perf_counter() - start)
+                    partial.append(samples, torch_rng_json(devices), time.perf_counter() - start)
                 tokens += sum(sample.num_tokens for sample in samples)
                 bar.update(len(batch))
                 bar.set_postfix(tokens_per_s=f"{tokens / (time.perf_counter() - start):.0f}")

@@ -14,7 +14,6 @@ short by a kill is dropped. Each line is written with one ``write`` and flushed 
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import hashlib
 import json
@@ -24,8 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from curio.atomic_write import write_text_atomic
 from curio.evaluation.sampling import Sample, SamplingParams
 
 log = logging.getLogger(__name__)
@@ -37,24 +35,6 @@ def batch_key(prompts: Sequence[Sequence[int]], params: SamplingParams, batch_si
     key = {"prompts_sha256": digest, "prompts": len(prompts), "sampling": dataclasses.asdict(params),
            "batch_size": batch_size}
     return json.loads(json.dumps(key))  # as read back from the file (tuples become lists)
-
-
-def rng_state(devices: Sequence[torch.device]) -> dict[str, Any]:
-    """The CPU random state and that of each CUDA device in ``devices``, JSON-ready."""
-    def text(state: torch.Tensor) -> str:
-        return base64.b64encode(state.numpy().tobytes()).decode("ascii")
-
-    return {"cpu": text(torch.get_rng_state()), "cuda": [text(torch.cuda.get_rng_state(d)) for d in devices]}
-
-
-def set_rng_state(state: dict[str, Any], devices: Sequence[torch.device]) -> None:
-    """Restore a :func:`rng_state` (its CUDA states onto ``devices``, in order)."""
-    def tensor(text: str) -> torch.Tensor:
-        return torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.uint8)
-
-    torch.set_rng_state(tensor(state["cpu"]))
-    for device, text in zip(devices, state["cuda"], strict=True):
-        torch.cuda.set_rng_state(tensor(text), device)
 
 
 def _sample(row: dict[str, Any]) -> Sample:
@@ -120,6 +100,4 @@ class PartialSamples:
 
     def _rewrite(self, lines: list[dict[str, Any]]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_text_atomic(self.path, "".join(json.dumps(line) + "\n" for line in lines))

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from curio.atomic_write import write_json_atomic, write_text_atomic
 from curio.errors import ConfigError
 from curio.evaluation.metrics import group_means
 from curio.evaluation.partial import PartialSamples
@@ -32,13 +32,6 @@ SAMPLES = "samples.jsonl"
 PROMPTS = "prompts.jsonl"
 #: The finished batches of the benchmarks being sampled.
 PARTIAL = "partial"
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temporary sibling, then rename: readers never see half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -126,9 +119,7 @@ class ResultsStore:
             if benchmarks and path.is_file():
                 with path.open(encoding="utf-8") as lines:
                     kept = [line for line in lines if json.loads(line)["benchmark"] in benchmarks]
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text("".join(kept), encoding="utf-8")
-            os.replace(tmp, path)
+            write_text_atomic(path, "".join(kept))
 
     @property
     def done(self) -> set[str]:

@@ -20,7 +20,7 @@ from curio.claims.records import BadRecord, read_record, record_file
 from curio.claims.report import retrained_differently
 from curio.claims.runner import StepFailed, StudyBusy, chains, run_study, study_lock
 from curio.config import ROOT
-from curio.evaluation.results import write_json_atomic
+from curio.atomic_write import write_json_atomic
 
 PRESET = PRESETS["fork_smoke"]  # base, ce, ce+rl, curio, curio+rl
 
