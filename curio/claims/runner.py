@@ -18,25 +18,27 @@ invocation cannot run the same study folder.
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import json
 import logging
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from itertools import groupby
 from pathlib import Path
 
+from curio.atomic_write import write_json_atomic
 from curio.claims.plan import BASE, Job, Preset, jobs
 from curio.claims.records import (make_record, read_commits, read_record, record_file, weights_digest,
                                    write_record)
 from curio.config import ROOT
-from curio.atomic_write import write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +56,32 @@ _running: set[subprocess.Popen] = set()
 _running_lock = threading.Lock()
 
 
+def _dies_with_the_study() -> Callable[[], None] | None:
+    """On Linux, what makes a step receive SIGTERM when the study's process dies, even by SIGKILL
+    (``prctl(PR_SET_PDEATHSIG)``, run in the child before it executes the step): a study restarted
+    after a kill would otherwise run a step beside its orphaned earlier self, both writing one run
+    dir. Elsewhere None (only SIGTERM and Ctrl-C of the study stop its steps)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child only calls it
+    study = os.getpid()
+
+    def in_child() -> None:
+        prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+        if os.getppid() != study:  # the study died before the line above
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return in_child
+
+
 def _run(command: list[str], log_file: Path) -> None:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("a", encoding="utf-8") as out:
         out.write(f"$ {' '.join(command)}\n")
         out.flush()
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "WANDB_MODE": "disabled"}
-        process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                   preexec_fn=_dies_with_the_study())
         with _running_lock:
             _running.add(process)
         try:

@@ -11,16 +11,17 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
+from curio.atomic_write import write_json_atomic
 from curio.claims import records, runner
 from curio.claims.plan import PRESETS, jobs
 from curio.claims.records import BadRecord, read_record, record_file
 from curio.claims.report import retrained_differently
 from curio.claims.runner import StepFailed, StudyBusy, chains, run_study, study_lock
 from curio.config import ROOT
-from curio.atomic_write import write_json_atomic
 
 PRESET = PRESETS["fork_smoke"]  # base, ce, ce+rl, curio, curio+rl
 
@@ -292,6 +293,31 @@ def test_sigterm_stops_the_running_steps_of_every_worker(tmp_path):
         with pytest.raises(ProcessLookupError):
             os.kill(int(pid.name.removeprefix("pid-")), 0)
     assert "failed" not in err  # the stopped steps are not reported as failures
+
+
+def _running(pid: int) -> bool:
+    """The process exists and is not a zombie (an orphan may wait a while to be reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_steps_die_with_a_study_killed_by_sigkill(tmp_path):
+    study = subprocess.Popen([sys.executable, "-c", SLEEPING_STUDY, str(tmp_path)], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(pids := list(tmp_path.glob("pid-*"))) < 2:
+        assert time.monotonic() < deadline and study.poll() is None, study.communicate()
+        time.sleep(0.2)
+    study.kill()  # no handler runs: only the kernel can stop the steps
+    study.communicate(timeout=60)
+    steps = [int(pid.name.removeprefix("pid-")) for pid in pids]
+    deadline = time.monotonic() + 30
+    while any(_running(pid) for pid in steps):
+        assert time.monotonic() < deadline, "a step outlived its study"
+        time.sleep(0.2)
 
 
 def test_workers_must_be_positive(capsys):
