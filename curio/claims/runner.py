@@ -192,8 +192,8 @@ def chains(todo: list[Job]) -> list[list[Job]]:
 @contextmanager
 def study_lock(root: Path) -> Iterator[None]:
     """Hold ``<root>/.lock``, or raise :class:`StudyBusy` if another process holds it. The kernel
-    drops it when the process ends, however it ends; a command killed with SIGKILL leaves its running
-    steps behind it, so stop a study with Ctrl-C or SIGTERM (its steps stop with it)."""
+    drops it when the process ends, however it ends, and the running steps end with it (SIGTERM
+    from the study on Ctrl-C or SIGTERM; from the kernel on Linux when it dies otherwise)."""
     root.mkdir(parents=True, exist_ok=True)
     with (root / ".lock").open("w") as handle:
         try:
