@@ -58,20 +58,24 @@ _running_lock = threading.Lock()
 
 def _dies_with_the_study() -> Callable[[], None] | None:
     """On Linux, what makes a step receive SIGTERM when the study's process dies, even by SIGKILL
-    (``prctl(PR_SET_PDEATHSIG)``, run in the child before it executes the step): a study restarted
-    after a kill would otherwise run a step beside its orphaned earlier self, both writing one run
-    dir. Elsewhere None (only SIGTERM and Ctrl-C of the study stop its steps)."""
+    (``prctl(PR_SET_PDEATHSIG)``, run in the child before it executes the step). Elsewhere None:
+    only Ctrl-C and SIGTERM of the study stop its steps."""
     if not sys.platform.startswith("linux"):
         return None
     prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child only calls it
     study = os.getpid()
 
     def in_child() -> None:
-        prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+        if prctl(1, signal.SIGTERM) != 0:  # 1 = PR_SET_PDEATHSIG
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")  # Popen raises it
         if os.getppid() != study:  # the study died before the line above
             os.kill(os.getpid(), signal.SIGTERM)
 
     return in_child
+
+
+#: The study lock's file descriptors (:func:`study_lock`), inherited by every step.
+_lock_fds: list[int] = []
 
 
 def _run(command: list[str], log_file: Path) -> None:
@@ -81,7 +85,7 @@ def _run(command: list[str], log_file: Path) -> None:
         out.flush()
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "WANDB_MODE": "disabled"}
         process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                   preexec_fn=_dies_with_the_study())
+                                   preexec_fn=_dies_with_the_study(), pass_fds=tuple(_lock_fds))
         with _running_lock:
             _running.add(process)
         try:
@@ -191,17 +195,25 @@ def chains(todo: list[Job]) -> list[list[Job]]:
 
 @contextmanager
 def study_lock(root: Path) -> Iterator[None]:
-    """Hold ``<root>/.lock``, or raise :class:`StudyBusy` if another process holds it. The kernel
-    drops it when the process ends, however it ends, and the running steps end with it (SIGTERM
-    from the study on Ctrl-C or SIGTERM; from the kernel on Linux when it dies otherwise)."""
+    """Hold ``<root>/.lock``, or raise :class:`StudyBusy` if another process holds it.
+
+    The lock belongs to the open file, which every step inherits: it is free only once the study
+    and all its steps have ended, however they end. A study stopped by Ctrl-C or SIGTERM stops its
+    steps; one that dies otherwise has its steps sent SIGTERM by the kernel (Linux), and a step
+    still saving its checkpoint keeps the study busy until it exits, so a restarted study never
+    runs a step beside its orphaned earlier self."""
     root.mkdir(parents=True, exist_ok=True)
     with (root / ".lock").open("w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise StudyBusy(f"another `python -m curio.claims` is running the study in {root}; "
-                            "wait for it or stop it first") from None
-        yield
+            raise StudyBusy(f"another `python -m curio.claims`, or a step of one that was killed, is running "
+                            f"the study in {root}; wait for it or stop it first") from None
+        _lock_fds.append(handle.fileno())
+        try:
+            yield
+        finally:
+            _lock_fds.remove(handle.fileno())
 
 
 def study_timings(root: Path, records: Path, study: list[Job]) -> dict[str, dict[str, float]]:

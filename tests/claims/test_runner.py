@@ -241,7 +241,7 @@ def test_timings_come_from_the_records_and_then_this_folder(tmp_path):
 
 def test_one_process_per_study_folder(tmp_path):
     with study_lock(tmp_path):
-        with pytest.raises(StudyBusy, match="another `python -m curio.claims` is running"):
+        with pytest.raises(StudyBusy, match="another `python -m curio.claims`"):
             with study_lock(tmp_path):
                 pass
     with study_lock(tmp_path):  # released when the holder is done
@@ -255,7 +255,7 @@ def test_the_command_line_takes_the_lock_and_report_only_does_not(tmp_path, caps
         with pytest.raises(SystemExit) as exit_info:
             main(["--preset", "fork_smoke", "--dir", str(tmp_path)])
         assert exit_info.value.code == 1
-        assert "another `python -m curio.claims` is running the study" in capsys.readouterr().err
+        assert "is running the study in" in capsys.readouterr().err
         assert not (tmp_path / "commits.json").exists()  # refused before writing anything
         with pytest.raises(SystemExit):  # reading a running study is allowed
             main(["--preset", "fork_smoke", "--dir", str(tmp_path), "--report-only"])
@@ -269,29 +269,40 @@ from curio.claims import runner
 from curio.claims.__main__ import main
 
 folder = Path(sys.argv[1])
+on_sigterm = sys.argv[2] if len(sys.argv) > 2 else ""
 
 def sleep(job, preset):  # a step that runs until it is stopped, leaving its pid behind
-    runner._run([sys.executable, "-c", f"import os, time; open('{folder}/pid-' + str(os.getpid()), 'w'); "
-                 "time.sleep(300)"], folder / "steps.log")
+    runner._run([sys.executable, "-c", f"import os, signal, sys, time; {on_sigterm}"
+                 f"open('{folder}/pid-' + str(os.getpid()), 'w'); time.sleep(300)"], folder / "steps.log")
 
 runner.train = runner.evaluate = sleep
 main(["--preset", "fork_smoke", "--dir", str(folder / "study"), "--workers", "2"])
 """
 
+#: A step that takes 5 s to stop, as a training step saving its checkpoint does.
+SLOW_TO_STOP = ("signal.signal(signal.SIGTERM, lambda *_: (open(f'{folder}/stopping-{os.getpid()}', 'w'), "
+                "time.sleep(5), sys.exit(0))); ")
 
-def test_sigterm_stops_the_running_steps_of_every_worker(tmp_path):
-    study = subprocess.Popen([sys.executable, "-c", SLEEPING_STUDY, str(tmp_path)], cwd=ROOT,
+
+def _sleeping_study(folder: Path, *args: str) -> tuple[subprocess.Popen, list[int]]:
+    """The study above, once both workers are in a step; and the steps' pids."""
+    study = subprocess.Popen([sys.executable, "-c", SLEEPING_STUDY, str(folder), *args], cwd=ROOT,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while len(pids := list(tmp_path.glob("pid-*"))) < 2:  # both workers are in a step
+    while len(pids := list(folder.glob("pid-*"))) < 2:
         assert time.monotonic() < deadline and study.poll() is None, study.communicate()
         time.sleep(0.2)
+    return study, [int(pid.name.removeprefix("pid-")) for pid in pids]
+
+
+def test_sigterm_stops_the_running_steps_of_every_worker(tmp_path):
+    study, steps = _sleeping_study(tmp_path)
     study.terminate()
     _, err = study.communicate(timeout=60)
     assert study.returncode == 128 + signal.SIGTERM, err
-    for pid in pids:
+    for pid in steps:
         with pytest.raises(ProcessLookupError):
-            os.kill(int(pid.name.removeprefix("pid-")), 0)
+            os.kill(pid, 0)
     assert "failed" not in err  # the stopped steps are not reported as failures
 
 
@@ -304,20 +315,22 @@ def _running(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
-def test_steps_die_with_a_study_killed_by_sigkill(tmp_path):
-    study = subprocess.Popen([sys.executable, "-c", SLEEPING_STUDY, str(tmp_path)], cwd=ROOT,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while len(pids := list(tmp_path.glob("pid-*"))) < 2:
-        assert time.monotonic() < deadline and study.poll() is None, study.communicate()
-        time.sleep(0.2)
-    study.kill()  # no handler runs: only the kernel can stop the steps
+def test_steps_die_with_a_study_killed_by_sigkill_and_hold_its_lock_till_then(tmp_path):
+    study, steps = _sleeping_study(tmp_path, f"folder = {str(tmp_path)!r}; " + SLOW_TO_STOP)
+    study.kill()  # no handler runs: the kernel tells the steps
     study.communicate(timeout=60)
-    steps = [int(pid.name.removeprefix("pid-")) for pid in pids]
     deadline = time.monotonic() + 30
+    while len(list(tmp_path.glob("stopping-*"))) < 2:  # both steps got SIGTERM and are saving
+        assert time.monotonic() < deadline, "a step was not told that its study died"
+        time.sleep(0.05)
+    with pytest.raises(StudyBusy, match="a step of one that was killed"):
+        with study_lock(tmp_path / "study"):
+            pass
     while any(_running(pid) for pid in steps):
         assert time.monotonic() < deadline, "a step outlived its study"
         time.sleep(0.2)
+    with study_lock(tmp_path / "study"):  # free once the last step has ended
+        pass
 
 
 def test_workers_must_be_positive(capsys):
