@@ -139,8 +139,14 @@ def test_a_run_killed_mid_benchmark_resumes_after_its_last_batch(eval_cfg, tmp_p
     assert read_samples(run_dir) == read_samples(tmp_path / "whole")
     assert not list((run_dir / "partial").iterdir())  # each benchmark's batches went once it was recorded
 
-    # A fresh run (no resume) in the same folder does not take up old batches.
+    # A fresh run (no resume) in the same folder does not take up the batches a killed one left.
     calls.clear()
+    kill_at.append(5)
+    with pytest.raises(_Killed):
+        evaluate(eval_cfg(run_dir, "generation.batch_size=3"))
+    assert (run_dir / "partial" / "tiny_ood.jsonl").is_file()
+    calls.clear()
+    kill_at.clear()
     evaluate(eval_cfg(run_dir, "generation.batch_size=3"))
     assert len(calls) == 6
 

@@ -206,7 +206,8 @@ class HFGenerator:
         results: list[list[Sample | None]] = [[None] * params.n for _ in prompts]
         device = self.model.device
         devices = [device] if device.type == "cuda" else []
-        done, state = partial.resume(batch_key(prompts, params, self.batch_size)) if partial else ([], None)
+        done, state = ([], None) if partial is None else \
+            partial.resume(batch_key(prompts, params, self.batch_size, device.type))
         for (p, s), sample in zip(jobs, done):
             results[p][s] = sample
         bar = tqdm(total=len(jobs), initial=len(done), desc=desc, unit="sample", disable=not self.progress,

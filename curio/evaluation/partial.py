@@ -8,8 +8,10 @@ the same kind of machine: the forward passes are the same computation). A long b
 problems x 64 samples is hours on a CPU) then loses at most one batch to a kill.
 
 The file's first line names what the batches depend on (the prompts, the sampling settings, the
-batch size); a file made with others is set aside and the benchmark starts afresh. A line cut
-short by a kill is dropped. Each line is written with one ``write`` and flushed to disk.
+batch size, the device type); a file made with others, or whose batches are not the sizes that key
+makes, is set aside (renamed ``<file>.stale``, replacing an older one) and the benchmark starts
+afresh. A line cut short by a kill is dropped. Each line is written with one ``write`` and flushed
+to disk.
 """
 
 from __future__ import annotations
@@ -29,12 +31,20 @@ from curio.evaluation.sampling import Sample, SamplingParams
 log = logging.getLogger(__name__)
 
 
-def batch_key(prompts: Sequence[Sequence[int]], params: SamplingParams, batch_size: int) -> dict[str, Any]:
-    """What a run's batches depend on: two runs with equal keys draw the same batches."""
+def batch_key(prompts: Sequence[Sequence[int]], params: SamplingParams, batch_size: int,
+              device_type: str) -> dict[str, Any]:
+    """What a run's batches depend on: two runs with equal keys draw the same batches (the device
+    type too: a CUDA forward is another computation, with other random states to restore)."""
     digest = hashlib.sha256(json.dumps([list(p) for p in prompts]).encode()).hexdigest()
     key = {"prompts_sha256": digest, "prompts": len(prompts), "sampling": dataclasses.asdict(params),
-           "batch_size": batch_size}
+           "batch_size": batch_size, "device": device_type}
     return json.loads(json.dumps(key))  # as read back from the file (tuples become lists)
+
+
+def _sizes_fit(key: dict[str, Any], batches: list[dict[str, Any]]) -> bool:
+    """Whether ``batches`` are a run of ``key``'s first batches (each as large as the key makes it)."""
+    total, size = key["prompts"] * key["sampling"]["n"], key["batch_size"]
+    return all(len(batch["samples"]) == min(size, total - i * size) for i, batch in enumerate(batches))
 
 
 def _sample(row: dict[str, Any]) -> Sample:
@@ -61,11 +71,13 @@ class PartialSamples:
         ``([], None)`` when there are none or they were drawn with another ``key``."""
         lines = self._read()
         batches: list[dict[str, Any]] = []
-        if lines and lines[0].get("key") == key:
+        if lines and lines[0].get("key") == key and _sizes_fit(key, lines[1:]):
             batches = lines[1:]
         elif lines:
-            log.warning("%s was sampled with other prompts or settings: set aside, this benchmark starts afresh",
-                        self.path)
+            stale = self.path.with_name(self.path.name + ".stale")
+            self.path.replace(stale)
+            log.warning("%s was sampled with other prompts or settings (or holds batches of other sizes): "
+                        "set aside as %s, this benchmark starts afresh", self.path, stale.name)
         samples = [_sample(row) for batch in batches for row in batch["samples"]]
         self.earlier_s = batches[-1]["elapsed_s"] if batches else 0.0
         # Rewritten without any torn tail, so appended lines follow whole ones.

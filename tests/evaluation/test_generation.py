@@ -8,6 +8,8 @@ float64 copy of it, one unpadded prompt at a time, with a plain greedy loop.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
 
 import pytest
 import torch
@@ -15,10 +17,11 @@ from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogit
 
 from curio.errors import ConfigError
 from curio.evaluation.generation import EntropyRecorder, HFGenerator
-from curio.evaluation.partial import PartialSamples
+from curio.evaluation.partial import PartialSamples, batch_key
 from curio.evaluation.sampled import render_prompt
-from curio.evaluation.sampling import SamplingParams
+from curio.evaluation.sampling import Sample, SamplingParams
 from curio.ops import entropy
+from curio.rng import torch_rng_json
 
 QUESTIONS = ["Compute 1+2.", "What is (7+5)*3-4*2? Think it through.", "Hi"]
 
@@ -314,3 +317,20 @@ def test_an_interrupted_generation_resumes_after_its_last_batch_with_the_same_sa
     assert third.generate(prompts, params, partial=PartialSamples(path)) == \
         HFGenerator(model, tokenizer, batch_size=4, progress=False).generate(prompts, params)
     assert len(calls) == 3
+    assert len(path.with_name("bench.jsonl.stale").read_text().splitlines()) == 1 + 5  # kept, not deleted
+
+
+def test_batches_of_other_sizes_than_their_key_makes_are_set_aside(tmp_path):
+    """3 prompts x n=2 in batches of 4 are batches of 4 and 2: a third batch (a line written twice,
+    say) or a batch of another size means the file is not one run's, and nothing of it is used."""
+    key = batch_key([[1, 2], [3], [4]], SamplingParams(n=2, max_new_tokens=4), batch_size=4, device_type="cpu")
+    rows = [dataclasses.asdict(Sample(text=f"s{i}", num_tokens=1, truncated=False)) for i in range(4)]
+    rng = torch_rng_json([])
+    fits = [{"samples": rows, "rng": rng, "elapsed_s": 1.0}, {"samples": rows[:2], "rng": rng, "elapsed_s": 2.0}]
+    for batches, kept in ((fits[:1], 4), (fits, 6), (fits + fits[1:], 0), ([fits[1]], 0)):
+        path = tmp_path / "bench.jsonl"
+        path.write_text("".join(json.dumps(line) + "\n" for line in [{"key": key}, *batches]))
+        samples, state = PartialSamples(path).resume(key)
+        assert len(samples) == kept and (state is None) == (kept == 0)
+        assert path.with_name("bench.jsonl.stale").is_file() == (kept == 0)
+        path.with_name("bench.jsonl.stale").unlink(missing_ok=True)
