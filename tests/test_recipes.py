@@ -69,10 +69,10 @@ def compose_args(args: str) -> list[str]:
     for token in shlex.split(args):
         if token in ("-m", "--multirun") or token.startswith("hydra"):
             continue
-        key, _, value = token.partition("=")
+        key, equals, value = token.partition("=")
         if "," in value and not value.startswith("["):
             value = value.split(",")[0]
-        overrides.append(f"{key}={value}")
+        overrides.append(f"{key}={value}" if equals else token)  # ~group (drop a default) has no value
     return overrides
 
 
@@ -131,8 +131,10 @@ def test_documented_rl_command_composes(args, compose_cfg, tmp_path):
     from rl import model_shorthand
 
     filled = re.sub(r"<[^>]*>", str(tmp_path), args)
-    cfg = compose_cfg([model_shorthand(a) for a in compose_args(filled)] or [f"model.path={tmp_path}"], tmp_path,
-                      config_name="rl")
+    overrides = [model_shorthand(a) for a in compose_args(filled)]
+    if not any(a.startswith("model") for a in overrides):  # the newest SFT export: here, a folder
+        overrides.append(f"model.path={tmp_path}")
+    cfg = compose_cfg(overrides, tmp_path, config_name="rl")
     OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     if "rl=authors" in args:
         got = (cfg.rl.group_size, cfg.rl.prompts_per_step, cfg.rl.mini_batches, cfg.rl.updates_per_rollout,
@@ -140,9 +142,10 @@ def test_documented_rl_command_composes(args, compose_cfg, tmp_path):
                cfg.rl.sampling.max_new_tokens, cfg.prompts.max_prompt_tokens, cfg.rl.loss.kind, cfg.rl.loss.kl_coef,
                cfg.rl.aggregation, cfg.rl.reward.require_think_close, cfg.trainer.max_epochs)
         assert got == (8, 128, 4, 1, 1e-6, 0.01, 1.0, 1.0, 8192, 1024, "authors", 0.0, "constant", True, 12)
+    if "rollout=vllm" in args:
         assert cfg.rollout._target_ == "curio.rl.backends.VLLMRollout"
         assert cfg.trainer.strategy._target_ == "curio.parallel.FSDP2Strategy"
 
 
 def test_rl_commands_found():
-    assert len(RL_COMMANDS) >= 3 and any("rl=authors" in c for c in RL_COMMANDS)
+    assert len(RL_COMMANDS) >= 4 and sum("rl=authors" in c for c in RL_COMMANDS) == 2
