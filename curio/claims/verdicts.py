@@ -9,8 +9,9 @@ differences d_1..d_S over S seeds, mean m and standard error se = std(d) / sqrt(
 - **inconclusive**: anything else, and always with a single seed (no spread to judge by).
 
 A question with several parts *supports* the paper when every part does, *contradicts* it when any
-part does, and is inconclusive otherwise. "Similar pass@1" (question 3) is a tolerance, not a test:
-mean ID pass@1 within :data:`SIMILAR_PASS1` of vanilla SFT's.
+part does, and is inconclusive otherwise. "Similar avg@n" (question 3) is a tolerance, not a test:
+mean ID avg@n within :data:`SIMILAR_AVG` of vanilla SFT's. Accuracy is avg@n (the share of correct
+samples; the unbiased pass@1 is the same number, computed by a formula that rounds differently).
 
 With an RL stage (``<experiment>+rl`` models, docs/claims_v2_protocol.md) three more: 6 and 7 by
 the same paired rule (7 on each seed's RL gain, after RL minus after SFT); 8, across experiments,
@@ -26,10 +27,12 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from curio.claims.plan import BASE
+
 SUPPORTS, CONTRADICTS, INCONCLUSIVE = "supports", "contradicts", "inconclusive"
 NOT_RUN = "not run"  # the study did not train an experiment the question needs
-#: Question 3's "similar pass@1": absolute difference in ID pass@1 (0.02 = 2 percentage points).
-SIMILAR_PASS1 = 0.02
+#: Question 3's "similar avg@n": absolute difference in ID avg@n (0.02 = 2 percentage points).
+SIMILAR_AVG = 0.02
 
 #: per experiment, per seed (in seed order), the job's numbers (see curio.claims.measures).
 Table = Mapping[str, Sequence[Mapping[str, float]]]
@@ -75,9 +78,10 @@ def judge(diffs: Sequence[float], sign: int) -> str:
 
 
 def part(table: Table, what: str, a: str, b: str, metric: str, sign: int) -> Part:
-    """Compare ``metric`` of experiment ``a`` with ``b`` seed by seed (``b`` may be the one base job)."""
+    """Compare ``metric`` of experiment ``a`` with ``b`` seed by seed (``b`` may be the base model,
+    sampled once: its one row stands against every seed)."""
     rows_a, rows_b = table[a], table[b]
-    if len(rows_b) == 1:
+    if b == BASE:
         rows_b = list(rows_b) * len(rows_a)
     diffs = tuple(x[metric] - y[metric] for x, y in zip(rows_a, rows_b, strict=True))
     return Part(what, a, b, metric, sign, diffs, judge(diffs, sign))
@@ -201,14 +205,14 @@ def answer_all(
          [(f"{adjective} entropy, SFT - base", "ce", "base", fork_metric, -1)]),
         (2, "A large entropy bonus raises entropy at determined steps and costs accuracy.",
          [("determined-token entropy, large bonus - SFT", "entropy_large", "ce", "H/determined", +1),
-          ("ID pass@1, large bonus - SFT", "entropy_large", "ce", "id/pass@1", -1)]),
-        (3, f"CurioSFT keeps more {adjective} entropy than vanilla SFT at similar pass@1.",
+          ("ID avg@n, large bonus - SFT", "entropy_large", "ce", "id/avg", -1)]),
+        (3, f"CurioSFT keeps more {adjective} entropy than vanilla SFT at similar avg@n.",
          [(f"{adjective} entropy, CurioSFT - SFT", "curio", "ce", fork_metric, +1)]),
         (4, f"CurioSFT has higher pass@k than vanilla SFT at large k (k = {k_max}).",
          [(f"ID {top}, CurioSFT - SFT", "curio", "ce", f"id/{top}", +1),
           (f"OOD {top}, CurioSFT - SFT", "curio", "ce", f"ood/{top}", +1)]),
         (5, "Entropy-guided temperature beats a fixed temperature.",
-         [("ID pass@1, entropy-guided - fixed", "curio", "curio_fixed", "id/pass@1", +1),
+         [("ID avg@n, entropy-guided - fixed", "curio", "curio_fixed", "id/avg", +1),
           (f"ID {top}, entropy-guided - fixed", "curio", "curio_fixed", f"id/{top}", +1)]),
     ]
     if rl:
@@ -228,11 +232,11 @@ def answer_all(
             continue
         parts = tuple(part(table, *spec) for spec in specs)
         verdict, note = combine(parts), ""
-        if number == 3:  # "at similar pass@1": a tolerance on the mean gap, shown as an extra part
-            gap = part(table, "ID pass@1, CurioSFT - SFT", "curio", "ce", "id/pass@1", +1)
-            if abs(gap.mean) > SIMILAR_PASS1:
-                note = (f"ID pass@1 differs by {100 * gap.mean:+.1f} points (more than the "
-                        f"{100 * SIMILAR_PASS1:.0f}-point tolerance for 'similar')")
+        if number == 3:  # "at similar avg@n": a tolerance on the mean gap, shown as an extra part
+            gap = part(table, "ID avg@n, CurioSFT - SFT", "curio", "ce", "id/avg", +1)
+            if abs(gap.mean) > SIMILAR_AVG:
+                note = (f"ID avg@n differs by {100 * gap.mean:+.1f} points (more than the "
+                        f"{100 * SIMILAR_AVG:.0f}-point tolerance for 'similar')")
                 if verdict == SUPPORTS:
                     verdict = INCONCLUSIVE
             parts = (*parts, gap)
