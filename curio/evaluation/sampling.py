@@ -67,8 +67,9 @@ class Sample:
         entropy_sampling: the same at the sampling temperature (0 for greedy decoding), before
             top-p/top-k truncation; None when unavailable.
         token_ids: the ``num_tokens`` generated token ids (what an RL update trains on).
-        logprobs: for each generated token, its log-probability under the model's distribution at
-            T = 1 in the sampler's own forward pass (what the RL trainer recomputes; their gap
+        logprobs: for each generated token, its log-probability under the distribution it was
+            sampled from, at the sampling temperature before top-k/top-p (HF; vLLM's is after
+            them), in the sampler's own forward pass (what the RL trainer recomputes; their gap
             catches stale sampler weights); None when unavailable.
         token_entropies: for each generated token, the entropy (nats) of the distribution at T = 1
             it was drawn from (``entropy`` is their mean); None when unavailable.

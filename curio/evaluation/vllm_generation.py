@@ -94,7 +94,7 @@ class VLLMGenerator:
     ) -> list[list[Sample]]:
         """``params.n`` samples per tokenized prompt; vLLM schedules and batches them itself, in
         one engine call with no finished batches to keep, so ``partial`` is not used."""
-        sampling = self._vllm.SamplingParams(
+        settings = dict(
             n=params.n,
             temperature=params.temperature,
             top_p=params.top_p,
@@ -102,11 +102,15 @@ class VLLMGenerator:
             max_tokens=params.max_new_tokens,
             stop=list(params.stop) or None,
             stop_token_ids=list(params.stop_token_ids) or None,
-            # Per request: a prompt's samples depend on the seed and the prompt only.
-            seed=params.seed,
             skip_special_tokens=False,  # as with HF: "<think>"-style markers may be special
             logprobs=0,  # the sampled token's log-probability
         )
+        # A seed per request, and vLLM gives a request's k-th sample seed + k: every sample of the
+        # call has its own random stream (one seed for all would give prompt i's k-th sample the
+        # same draws as every other prompt's, and two equal prompts equal groups). A prompt's
+        # samples depend on the seed, the prompt and its place in the call, not on vLLM's batching.
+        sampling = [self._vllm.SamplingParams(**settings, seed=params.seed + i * params.n)
+                    for i in range(len(prompts))]
         requests = [{"prompt_token_ids": list(p)} for p in prompts]
         outputs = self.llm.generate(requests, sampling, use_tqdm=self.progress)
         return [[self._sample(choice) for choice in output.outputs] for output in outputs]

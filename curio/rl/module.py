@@ -155,20 +155,24 @@ class GRPOModule(ResumableRunState, L.LightningModule):
         rollout_s = time.perf_counter() - start
 
         start = time.perf_counter()
+        # mini_batches equal runs of sequences (curio.rl.parts.check_mini_batches), each cut into micro-batches.
         sequences = rollout.sequences()
-        batches = micro_batches(rollout, sequences, self.micro_batch_size, self._pad_id)
-        per_step = -(-len(batches) // self.mini_batches)
+        size = len(sequences) // self.mini_batches
+        steps = [micro_batches(rollout, sequences[i : i + size], self.micro_batch_size, self._pad_id)
+                 for i in range(0, len(sequences), size)]
         # The first optimizer step scores its micro-batches with the policy that sampled them, in
         # its own forward: only the later steps' need a pass of their own, before the policy moves.
-        later = [self._old_logprobs(mb) for mb in batches[per_step:]]
-        old: list[tuple[Tensor, Tensor]] | None = None  # per micro-batch: each token's (log p, entropy)
-        passes = [i for _ in range(self.updates_per_rollout) for i in range(0, len(batches), per_step)]
-        for n, i in enumerate(passes):
-            step_old = None if old is None else [o[0] for o in old[i : i + per_step]]
-            metrics, scored = self._optimizer_step(batches[i : i + per_step], step_old, log_now=n < len(passes) - 1)
-            old = old or scored + later
+        later = [[self._old_logprobs(mb) for mb in step] for step in steps[1:]]
+        old: list[list[tuple[Tensor, Tensor]]] | None = None  # per step, per micro-batch: (log p, entropy)
+        passes = [j for _ in range(self.updates_per_rollout) for j in range(len(steps))]
+        for n, j in enumerate(passes):
+            step_old = None if old is None else [o[0] for o in old[j]]
+            metrics, scored = self._optimizer_step(steps[j], step_old, log_now=n < len(passes) - 1)
+            old = old or [scored, *later]
         # The rollout's own metrics share the row of its last optimizer step.
-        metrics.update(self._rollout_metrics(rollout, batches, old, rollout_s, time.perf_counter() - start))
+        metrics.update(self._rollout_metrics(rollout, [mb for step in steps for mb in step],
+                                             [o for step in old for o in step], rollout_s,
+                                             time.perf_counter() - start))
         self._log_metrics(metrics, step=self.global_step - 1)
         self.log("reward", metrics["train/reward_mean"], prog_bar=True, logger=False)
         self.log("entropy", metrics["train/rollout_entropy"], prog_bar=True, logger=False)

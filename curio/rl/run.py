@@ -17,7 +17,7 @@ from curio.cli import build
 from curio.components import build_optimizer, build_scheduler
 from curio.lora import LoraSettings
 from curio.rl.module import GRPOModule
-from curio.rl.parts import build_rl_parts
+from curio.rl.parts import build_rl_parts, check_mini_batches
 from curio.teacher import FrozenTeacher
 from curio.train import build_model, fit, optimizer_steps, start_run
 
@@ -36,6 +36,7 @@ def rl(cfg: DictConfig) -> dict[str, Any]:
     optimizer = build_optimizer(cfg)
     scheduler = build_scheduler(cfg)
     resolved, trainer, tokenizer, datamodule = start_run(cfg, "prompts")
+    check_mini_batches(cfg, trainer.world_size)
     steps_per_rollout = cfg.rl.mini_batches * cfg.rl.updates_per_rollout
     if scheduler is not None:
         total = optimizer_steps(trainer, datamodule.steps_per_epoch() * steps_per_rollout)

@@ -46,6 +46,8 @@ def test_without_an_export_rl_says_which_command_makes_one(repo_root, tmp_path):
     (["rl=nope"], "rl=nope: no such option; choose one of authors, dapo, dr_grpo, grpo"),
     (["rl.group_sze=4"], "did you mean rl.group_size?"),
     (["rl.sampling.temperature=0"], "rl.sampling.temperature=0: a group of greedy responses is one response G times"),
+    (["rl.mini_batches=3"], "rl.mini_batches=3: a rollout step has 128 sequences per rank (16 prompt(s) x "
+                            "rl.group_size=8), which do not split into 3 equal optimizer steps; use one of 1, 2, 4, 8, 16"),
 ])
 def test_mistakes_are_one_line(repo_root, args, needle):
     result = run([f"model={BASE}", *args], repo_root, timeout=60)
@@ -79,6 +81,22 @@ def test_a_run_logs_every_step_and_exports(straight):
         assert first[key] != "", key
     assert float(rollout_rows[0]["train/sampler_logprob_gap"]) < 1e-3  # HF sampler = the trainer's weights
     assert (straight / "hf" / "model.safetensors").is_file() and (straight / "hf" / "tokenizer.json").is_file()
+
+
+def test_optimizer_steps_hold_the_same_sequences_whatever_the_micro_batch_size(repo_root, tmp_path, straight):
+    """16 sequences per rollout step in 2 optimizer steps: 8 each, in forward passes of 3, 3 and 2
+    here and of 8 in the straight run; the steps are the same updates to float32 rounding (the
+    loss of an on-policy step is a sum of centred advantages: 0 up to rounding, hence the abs)."""
+    args = [a for a in FAST if not a.startswith(("rl.micro_batch_size", "trainer.max_steps"))]
+    result = run(args + ["rl.micro_batch_size=3", "trainer.max_steps=4", f"hydra.run.dir={tmp_path}"], repo_root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    uneven, even = rows(tmp_path), rows(straight)[:4]
+    assert [r["step"] for r in uneven] == ["0", "1", "2", "3"]
+    for key in ("train/loss", "train/grad_norm", "train/ratio", "train/entropy", "train/reward_mean"):
+        for a, b in zip(uneven, even):
+            assert (a[key] == "") == (b[key] == ""), key
+            if a[key]:
+                assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-5, abs=1e-6), (key, a["step"])
 
 
 def test_sigkill_then_resume_equals_uninterrupted(repo_root, tmp_path, straight):

@@ -82,6 +82,21 @@ def test_samples_carry_tokens_and_log_probabilities_at_the_sampling_temperature(
         torch.testing.assert_close(torch.tensor(sample.logprobs, dtype=torch.float64), expected, rtol=0, atol=1e-4)
 
 
+def test_every_sample_of_a_call_has_its_own_random_stream(engine):
+    """Two equal prompts in one call get different groups; the same call again, the same samples."""
+    from transformers import AutoModelForCausalLM
+
+    from curio.evaluation.sampling import SamplingParams
+
+    engine.load_weights(AutoModelForCausalLM.from_pretrained(BASE, dtype=torch.float32).state_dict().items())
+    params = SamplingParams(n=4, temperature=1.0, max_new_tokens=16, seed=3)
+    first, second = engine.generate([[3, 4, 5, 6, 7]] * 2, params)
+    assert [s.token_ids for s in first] != [s.token_ids for s in second]
+    assert len({s.token_ids for s in first}) > 1  # and a group's samples differ among themselves
+    again = engine.generate([[3, 4, 5, 6, 7]] * 2, params)
+    assert [[s.token_ids for s in g] for g in again] == [[s.token_ids for s in g] for g in (first, second)]
+
+
 def test_eval_with_the_vllm_backend(compose_cfg, tmp_path, tiny_world_tests):
     from curio.evaluation.run import evaluate
 
