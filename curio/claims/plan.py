@@ -132,7 +132,7 @@ PRESETS: dict[str, Preset] = {
                          rl=True, rl_overrides=("trainer.max_steps=20",)),
     "fork_smoke": Preset(name="fork_smoke", world=FORK, seeds=(0,), samples=2, limit=2, probe_rows=4,
                          experiments=("ce", "curio"), train_overrides=_SMOKE_TRAINING, eval_batch_size=8, rl=True,
-                         rl_overrides=("trainer.max_steps=2", "rl.prompts_per_step=4", "rl.group_size=4",
+                         rl_overrides=("trainer.max_steps=4", "rl.prompts_per_step=4", "rl.group_size=4",
                                        "rl.sampling.max_new_tokens=64")),
 }
 
