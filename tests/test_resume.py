@@ -93,3 +93,33 @@ def test_preemption_signal_saves_a_checkpoint_then_resumes_exactly(repo_root, tm
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
     resume_and_compare(repo_root, tmp_path, args + ["callbacks.model_checkpoint.every_n_train_steps=5"],
                        straight["ce"])
+
+
+#: Two epochs of 10 optimizer steps (40 rows in micro-batches of 4), a checkpoint every 10 steps:
+#: each one falls on an epoch's last batch, where Lightning's own ModelCheckpoint writes one that
+#: resumes to a run that skips its second epoch and reports success.
+EPOCHS = ["trainer.max_steps=-1", "trainer.max_epochs=2", "data.micro_batch_size=4",
+          "trainer.accumulate_grad_batches=1", "trainer.val_check_interval=1.0",
+          "callbacks.model_checkpoint.every_n_train_steps=10"]
+
+
+@pytest.fixture(scope="module")
+def straight_epochs(repo_root, tmp_path_factory, base):
+    run_dir = tmp_path_factory.mktemp("straight-epochs")
+    result = run(base + LOSSES["ce"] + EPOCHS + [f"hydra.run.dir={run_dir}"], repo_root)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(history(run_dir)) == 20
+    return load_file(run_dir / "hf" / "model.safetensors"), history(run_dir)
+
+
+@pytest.mark.parametrize("stop", [
+    ["+callbacks.crash._target_=tests.crash.SigkillAtStep", "+callbacks.crash.step=12"],
+    # The signal arrives during the epoch's last step: the checkpoint waits for the epoch's end.
+    ["+callbacks.crash._target_=tests.crash.SignalAtStep", "+callbacks.crash.step=9"],
+], ids=["sigkill-after-an-epoch-end-checkpoint", "sigterm-in-an-epochs-last-step"])
+def test_a_checkpoint_at_an_epochs_end_resumes_the_next_epoch(repo_root, tmp_path, straight_epochs, base, stop):
+    args = base + LOSSES["ce"] + EPOCHS
+    result = run(args + stop + [f"hydra.run.dir={tmp_path}"], repo_root)
+    assert result.returncode in (-9, PREEMPTED_EXIT_CODE), result.stderr[-2000:]
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 10
+    resume_and_compare(repo_root, tmp_path, args, straight_epochs)

@@ -11,6 +11,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from curio.callbacks.checkpoint import on_last_batch
+
 log = logging.getLogger(__name__)
 
 #: Exit status of a pre-empted run (128 + SIGTERM), so schedulers see it did not finish.
@@ -42,6 +44,7 @@ class PreemptionCheckpoint(Callback):
         self.signals = tuple(signals)
         self.dirname = dirname
         self.received: str | None = None
+        self._at_epoch_end = False
         self._previous: dict[int, object] = {}
 
     def _handle(self, signum: int, frame) -> None:
@@ -74,11 +77,22 @@ class PreemptionCheckpoint(Callback):
             stop = bool(trainer.strategy.reduce(flag, reduce_op="sum") > 0)
         if not stop:
             return
-        path = Path(trainer.default_root_dir) / self.dirname / "last.ckpt"
-        trainer.save_checkpoint(path)
+        if on_last_batch(trainer):  # written at the epoch's end: see curio.callbacks.checkpoint
+            self._at_epoch_end = True
+            return
         # The loop would hand this step's metrics to the loggers right after this hook; the exit
         # below would skip that, and the step would be missing from metrics.csv for good.
-        trainer._logger_connector.update_train_step_metrics()
+        self._save_and_exit(trainer, log_step=True)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._at_epoch_end:
+            self._save_and_exit(trainer, log_step=False)  # the loop has logged the step by now
+
+    def _save_and_exit(self, trainer: L.Trainer, log_step: bool) -> None:
+        path = Path(trainer.default_root_dir) / self.dirname / "last.ckpt"
+        trainer.save_checkpoint(path)
+        if log_step:
+            trainer._logger_connector.update_train_step_metrics()
         for logger in trainer.loggers:
             logger.save()
         log.warning("Pre-empted (%s) at step %d: saved %s; resume with ckpt_path=auto and the same "
