@@ -18,6 +18,7 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
+from curio.callbacks.checkpoint import check_resumable
 from curio.errors import TrainingDiverged
 from curio.lora import leave_out_frozen_base, restore_frozen_base
 from curio.rng import restore_rng, rng_state
@@ -96,6 +97,7 @@ class ResumableRunState:
         leave_out_frozen_base(self, checkpoint)  # a LoRA run: adapters, not a second copy of the base
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        check_resumable(checkpoint)
         restore_frozen_base(self, checkpoint)
         state = checkpoint.get("curio")
         if state is not None:

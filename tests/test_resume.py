@@ -123,3 +123,21 @@ def test_a_checkpoint_at_an_epochs_end_resumes_the_next_epoch(repo_root, tmp_pat
     assert result.returncode in (-9, PREEMPTED_EXIT_CODE), result.stderr[-2000:]
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 10
     resume_and_compare(repo_root, tmp_path, args, straight_epochs)
+
+
+def test_a_checkpoint_written_at_an_epochs_last_batch_is_refused():
+    """What Lightning's own ModelCheckpoint wrote at step 10 of the run above (the loop's batch not
+    yet counted as completed), and what the epoch-end checkpoint holds instead."""
+    from curio.callbacks.checkpoint import check_resumable
+    from curio.errors import ConfigError
+
+    def written(completed: int, last: bool = True) -> dict:
+        counts = {"ready": 10, "started": 10, "processed": 10, "completed": completed}
+        progress = {"total": counts, "current": counts, "is_last_batch": last}
+        return {"global_step": 10, "loops": {"fit_loop": {"epoch_loop.batch_progress": progress}}}
+
+    with pytest.raises(ConfigError, match=r"step 10\) was written at the end of an epoch's last batch"):
+        check_resumable(written(completed=9))
+    check_resumable(written(completed=10))  # at the epoch's end
+    check_resumable(written(completed=9, last=False))  # mid-epoch
+    check_resumable({})  # not a Lightning training checkpoint

@@ -7,10 +7,25 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from curio.errors import ConfigError
+
 
 def on_last_batch(trainer: L.Trainer) -> bool:
     """Whether the batch that just ended is its epoch's last."""
     return bool(trainer.fit_loop.epoch_loop.batch_progress.is_last_batch)
+
+
+def check_resumable(checkpoint: dict[str, Any]) -> None:
+    """Refuse a checkpoint written at the end of an epoch's last batch (by Lightning's own
+    ``ModelCheckpoint``, or by curio before :class:`PeriodicCheckpoint`): resumed, the run would
+    skip the next epoch and end early while reporting success. A checkpoint written at the epoch's
+    end has that batch counted as completed; one written at the batch's end does not yet."""
+    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.batch_progress")
+    if progress and progress.get("is_last_batch") and \
+            progress["total"]["completed"] == progress["total"]["processed"] - 1:
+        raise ConfigError(f"ckpt_path: this checkpoint (step {checkpoint.get('global_step')}) was written at the "
+                          "end of an epoch's last batch, which Lightning resumes as if the next epoch were done "
+                          "(the run would end early); resume from an earlier checkpoint, or start afresh")
 
 
 class PeriodicCheckpoint(ModelCheckpoint):
