@@ -33,11 +33,19 @@ def _is_sharded(strategy: Any) -> bool:
     return target is not None and issubclass(get_class(target), ModelParallelStrategy)
 
 
-def optimizer_steps(trainer: L.Trainer, steps_per_epoch: int) -> int:
+def optimizer_steps(trainer: L.Trainer, steps_per_epoch: int, per_batch: int = 1) -> int:
     """The run's length in optimizer steps: the sooner of ``max_steps`` and ``max_epochs``.
-    The schedule's horizon; known before the model loads."""
+    The schedule's horizon, and what the run must have trained when it ends
+    (:func:`curio.run_state.check_ran_to_the_end`); known before the model loads.
+
+    ``per_batch``: the optimizer steps one training batch takes when more than one (an RL rollout
+    step's); a batch is never cut short, so ``max_steps`` rounds up to whole batches."""
+    limit = trainer.limit_train_batches
+    if not (isinstance(limit, float) and limit == 1.0):
+        raise ConfigError(f"trainer.limit_train_batches={limit}: curio's runs train whole epochs (the schedule's "
+                          "horizon and the run's length count them); shorten a run with trainer.max_steps")
     by_epochs = steps_per_epoch * trainer.max_epochs if trainer.max_epochs not in (None, -1) else None
-    by_steps = trainer.max_steps if trainer.max_steps not in (None, -1) else None
+    by_steps = -(-trainer.max_steps // per_batch) * per_batch if trainer.max_steps not in (None, -1) else None
     candidates = [n for n in (by_epochs, by_steps) if n is not None]
     if not candidates:
         raise ConfigError("trainer.max_steps and trainer.max_epochs are both unset: the run would never end")
@@ -72,14 +80,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     resolved, trainer, tokenizer, datamodule = start_run(cfg, "data")
     if len(datamodule.val_set) == 0:
         trainer.limit_val_batches = 0
+    steps = optimizer_steps(trainer, datamodule.steps_per_epoch())
     if scheduler is not None:
-        scheduler = partial(scheduler, total_steps=optimizer_steps(trainer, datamodule.steps_per_epoch()))
+        scheduler = partial(scheduler, total_steps=steps)
     check_val_interval(trainer, datamodule.steps_per_epoch() * trainer.accumulate_grad_batches,
                        len(datamodule.train_set))
 
     model = build_model(cfg, tokenizer, lora)
     module = SFTModule(model, loss, optimizer, scheduler, teacher, **cfg.get("module", {}))
-    return fit(trainer, module, datamodule, cfg, resolved)
+    return fit(trainer, module, datamodule, cfg, resolved, steps)
 
 
 def start_run(cfg: DictConfig, data_key: str) -> tuple[dict[str, Any], L.Trainer, Any, L.LightningDataModule]:
@@ -138,9 +147,11 @@ def build_model(cfg: DictConfig, tokenizer: Any, lora: LoraSettings, **kwargs: A
 
 
 def fit(trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDataModule, cfg: DictConfig,
-        resolved: dict[str, Any]) -> dict[str, float]:
-    """Log the resolved config, fit (resuming per ``ckpt_path``), and return the final metrics."""
+        resolved: dict[str, Any], steps: int) -> dict[str, float]:
+    """Log the resolved config, fit ``steps`` optimizer steps (resuming per ``ckpt_path``; the
+    module checks them when training ends), and return the final metrics."""
     output_dir = Path(cfg.paths.output_dir)
+    module.planned_steps = steps
     for logger in trainer.loggers:
         logger.log_hyperparams(resolved)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), output_dir))

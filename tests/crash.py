@@ -1,4 +1,5 @@
-"""A callback that kills its own process with SIGKILL: the crash in the exact-resume tests."""
+"""Callbacks that break a run on purpose: the crashes in the exact-resume tests, and the
+miscounted or stopped loops of the run-length check's."""
 
 import os
 import signal
@@ -29,3 +30,23 @@ class SignalAtStep(L.Callback):
         if trainer.global_step == self.step and not self.sent:
             self.sent = True
             os.kill(os.getpid(), self.signal)
+
+
+class MiscountEpochs(L.Callback):
+    """Makes Lightning's loop count an epoch more than ran, at the first epoch's end: the kind of
+    defect (a wrongly restored loop) that ends a run short while reporting success."""
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.current_epoch == 0:
+            trainer.fit_loop.epoch_progress.current.processed += 1
+
+
+class StopAtStep(L.Callback):
+    """Asks the run to stop after optimizer step ``step``, as early stopping does."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.step:
+            trainer.should_stop = True

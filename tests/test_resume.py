@@ -141,3 +141,24 @@ def test_a_checkpoint_written_at_an_epochs_last_batch_is_refused():
     check_resumable(written(completed=10))  # at the epoch's end
     check_resumable(written(completed=9, last=False))  # mid-epoch
     check_resumable({})  # not a Lightning training checkpoint
+
+
+def test_a_loop_that_ends_short_fails_before_the_export(repo_root, tmp_path, base):
+    """Whatever makes Lightning's loop count epochs that never ran, the run does not export a
+    model trained on half its steps and exit 0: it names both counts and keeps its checkpoints."""
+    miscount = ["+callbacks.crash._target_=tests.crash.MiscountEpochs"]
+    result = run(base + LOSSES["ce"] + EPOCHS + miscount + [f"hydra.run.dir={tmp_path}"], repo_root)
+    assert result.returncode != 0
+    assert "ended after 10 optimizer steps of the 20 planned" in result.stderr
+    assert not (tmp_path / "hf").exists()
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 10
+
+
+def test_a_run_asked_to_stop_early_exports(repo_root, tmp_path, base):
+    """A stop a callback asks for (early stopping, ``trainer.max_time``) is not a short run."""
+    stop = ["+callbacks.crash._target_=tests.crash.StopAtStep", "+callbacks.crash.step=3"]
+    result = run(base + LOSSES["ce"] + EPOCHS + stop + [f"hydra.run.dir={tmp_path}"], repo_root)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "hf" / "model.safetensors").exists()
+    assert len(history(tmp_path)) == 3
+    assert "Stopped at optimizer step 3 of 20: a callback asked to stop" in result.stderr + result.stdout

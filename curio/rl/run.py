@@ -38,9 +38,9 @@ def rl(cfg: DictConfig) -> dict[str, Any]:
     resolved, trainer, tokenizer, datamodule = start_run(cfg, "prompts")
     check_mini_batches(cfg, trainer.world_size)
     steps_per_rollout = cfg.rl.mini_batches * cfg.rl.updates_per_rollout
+    steps = optimizer_steps(trainer, datamodule.steps_per_epoch() * steps_per_rollout, per_batch=steps_per_rollout)
     if scheduler is not None:
-        total = optimizer_steps(trainer, datamodule.steps_per_epoch() * steps_per_rollout)
-        scheduler = partial(scheduler, total_steps=total)
+        scheduler = partial(scheduler, total_steps=steps)
 
     model = build_model(cfg, tokenizer, lora)
     # With LoRA the reference is the policy with its adapter off: no second model.
@@ -52,4 +52,4 @@ def rl(cfg: DictConfig) -> dict[str, Any]:
     # after the training step's optimizer steps (what resuming needs, with the optimizer's state).
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
     warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
-    return fit(trainer, module, datamodule, cfg, resolved)
+    return fit(trainer, module, datamodule, cfg, resolved, steps)

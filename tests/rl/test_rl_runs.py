@@ -86,9 +86,10 @@ def test_a_run_logs_every_step_and_exports(straight):
 def test_optimizer_steps_hold_the_same_sequences_whatever_the_micro_batch_size(repo_root, tmp_path, straight):
     """16 sequences per rollout step in 2 optimizer steps: 8 each, in forward passes of 3, 3 and 2
     here and of 8 in the straight run; the steps are the same updates to float32 rounding (the
-    loss of an on-policy step is a sum of centred advantages: 0 up to rounding, hence the abs)."""
+    loss of an on-policy step is a sum of centred advantages: 0 up to rounding, hence the abs).
+    ``trainer.max_steps=3`` rounds up to two whole rollout steps, which the run checks it took."""
     args = [a for a in FAST if not a.startswith(("rl.micro_batch_size", "trainer.max_steps"))]
-    result = run(args + ["rl.micro_batch_size=3", "trainer.max_steps=4", f"hydra.run.dir={tmp_path}"], repo_root)
+    result = run(args + ["rl.micro_batch_size=3", "trainer.max_steps=3", f"hydra.run.dir={tmp_path}"], repo_root)
     assert result.returncode == 0, result.stderr[-3000:]
     uneven, even = rows(tmp_path), rows(straight)[:4]
     assert [r["step"] for r in uneven] == ["0", "1", "2", "3"]
