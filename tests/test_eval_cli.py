@@ -180,6 +180,7 @@ def test_cli_runs_end_to_end_offline(model_dir, assets, tmp_path):
 @pytest.mark.parametrize(("args", "message"), [
     (["model=/nonexistent/model"], "error: model=/nonexistent/model: no such folder"),
     (["benchmarks=[tiny_id,nope]"], "error: benchmarks: no such benchmark 'nope'; choose one of aime24,"),
+    (["generation.chunk_samples=0"], "error: generation.chunk_samples=0: must be an integer >= 1"),
 ])
 def test_cli_errors_are_one_line(model_dir, args, message):
     cmd = [sys.executable, "eval.py", f"model={model_dir}", *args]

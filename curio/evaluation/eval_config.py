@@ -13,7 +13,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from curio.config import CONF_DIR, group_options, newest_export
-from curio.errors import ConfigError
+from curio.errors import ConfigError, check_count
 from curio.evaluation.sampling import SamplingParams
 
 BENCHMARK_GROUP = "benchmark"
@@ -115,4 +115,6 @@ def check_eval_config(cfg: DictConfig) -> str:
                           f"{', '.join(CONTEXT_OVERFLOW)}")
     if cfg.generation.batch_size < 1:
         raise ConfigError(f"generation.batch_size={cfg.generation.batch_size}: must be >= 1")
+    if cfg.generation.chunk_samples is not None:
+        check_count("generation.chunk_samples", cfg.generation.chunk_samples)
     return resolve_model(cfg.model.path, Path(cfg.paths.log_dir))

@@ -6,6 +6,8 @@ random state after it. A resumed run reads the finished batches back, restores t
 and samples only the rest, so it ends with the samples an uninterrupted run would have drawn (on
 the same kind of machine: the forward passes are the same computation). A long benchmark (200
 problems x 64 samples is hours on a CPU) then loses at most one batch to a kill.
+:class:`~curio.evaluation.vllm_generation.VLLMGenerator` keeps its engine calls the same way, with
+no random state (its per-sample seeds need none).
 
 The file's first line names what the batches depend on (the prompts, the sampling settings, the
 batch size, the device type); a file made with others, or whose batches are not the sizes that key

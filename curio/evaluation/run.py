@@ -56,6 +56,7 @@ def _load(cfg: DictConfig, model: str) -> tuple[Any, Generator]:
 
             vllm_options = OmegaConf.to_container(cfg.generation.vllm, resolve=True)
             return tokenizer, VLLMGenerator(model, dtype=cfg.model.dtype, progress=cfg.generation.progress,
+                                            chunk_samples=cfg.generation.chunk_samples,
                                             **options, **vllm_options)  # type: ignore[arg-type]
         net = load_causal_lm(model, dtype=cfg.model.dtype, attn_implementation=cfg.model.attn_implementation,
                              **options)

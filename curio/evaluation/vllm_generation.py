@@ -18,13 +18,14 @@ replaces the engine's weights in place with the trainer's, tensor by tensor.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from torch import Tensor
 
 from curio.errors import ConfigError
-from curio.evaluation.partial import PartialSamples
+from curio.evaluation.partial import PartialSamples, batch_key
 from curio.evaluation.sampling import Sample, SamplingParams
 
 
@@ -38,6 +39,9 @@ class VLLMGenerator:
         progress: show vLLM's progress bar.
         colocated: run the engine in this process (see the module docstring), so that
             :meth:`load_weights` can reach it.
+        chunk_samples: sample in engine calls of whole prompts, at most this many samples each
+            (at least one prompt), each kept on disk when :meth:`generate` is given a
+            ``partial`` (``generation.chunk_samples``); None: all prompts in one call.
         **engine: further ``vllm.LLM`` arguments (``gpu_memory_utilization``,
             ``tensor_parallel_size``, ``max_model_len``, ...); None values are dropped.
     """
@@ -50,8 +54,10 @@ class VLLMGenerator:
         trust_remote_code: bool = False,
         progress: bool = True,
         colocated: bool = False,
+        chunk_samples: int | None = None,
         **engine: Any,
     ):
+        self.chunk_samples = chunk_samples
         if colocated:
             # Before vLLM is imported: the engine core then runs in this process.
             os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
@@ -92,8 +98,28 @@ class VLLMGenerator:
         self, prompts: Sequence[Sequence[int]], params: SamplingParams, desc: str = "generate",
         partial: PartialSamples | None = None,
     ) -> list[list[Sample]]:
-        """``params.n`` samples per tokenized prompt; vLLM schedules and batches them itself, in
-        one engine call with no finished batches to keep, so ``partial`` is not used."""
+        """``params.n`` samples per tokenized prompt, ``result[prompt][sample]``; vLLM schedules and
+        batches each call's requests itself.
+
+        The prompts go in chunks of ``chunk_samples`` (see the class). With ``partial``, each
+        finished chunk is written there, and a resumed run takes the chunks it already holds and
+        samples the rest. A sample's seed depends on its prompt's place in ``prompts`` alone, so
+        the chunks (and a resume) draw what one call would have.
+        """
+        per_call = len(prompts) if self.chunk_samples is None else max(1, self.chunk_samples // params.n)
+        done: list[Sample] = [] if partial is None else \
+            partial.resume(batch_key(prompts, params, per_call * params.n, "vllm"))[0]
+        results = [done[i : i + params.n] for i in range(0, len(done), params.n)]
+        start = time.perf_counter()
+        for first in range(len(results), len(prompts), per_call):
+            chunk = self._generate_call(prompts[first : first + per_call], first, params)
+            results.extend(chunk)
+            if partial is not None:  # no random state to keep: the seeds say it all
+                partial.append([sample for group in chunk for sample in group], {}, time.perf_counter() - start)
+        return results
+
+    def _generate_call(self, prompts: Sequence[Sequence[int]], first: int, params: SamplingParams) -> list[list[Sample]]:
+        """One engine call for ``prompts``, the ``first``-th prompt of the whole list onwards."""
         settings = dict(
             n=params.n,
             temperature=params.temperature,
@@ -109,7 +135,7 @@ class VLLMGenerator:
         # call has its own random stream (one seed for all would give prompt i's k-th sample the
         # same draws as every other prompt's, and two equal prompts equal groups). A prompt's
         # samples depend on the seed, the prompt and its place in the call, not on vLLM's batching.
-        sampling = [self._vllm.SamplingParams(**settings, seed=params.seed + i * params.n)
+        sampling = [self._vllm.SamplingParams(**settings, seed=params.seed + (first + i) * params.n)
                     for i in range(len(prompts))]
         requests = [{"prompt_token_ids": list(p)} for p in prompts]
         outputs = self.llm.generate(requests, sampling, use_tqdm=self.progress)

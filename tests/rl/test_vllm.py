@@ -97,17 +97,53 @@ def test_every_sample_of_a_call_has_its_own_random_stream(engine):
     assert [[s.token_ids for s in g] for g in again] == [[s.token_ids for s in g] for g in (first, second)]
 
 
+def test_chunks_draw_what_one_call_draws_and_a_resume_samples_only_the_rest(engine, tmp_path):
+    """Calls of 2 prompts x 2 samples give one call's samples (each sample's seed follows its
+    prompt's place in the list); a run cut after its first chunk resumes from the kept file,
+    asks the engine for the other 3 prompts only, and ends with the same samples."""
+    from transformers import AutoModelForCausalLM
+
+    from curio.evaluation.partial import PartialSamples
+    from curio.evaluation.sampling import SamplingParams
+
+    engine.load_weights(AutoModelForCausalLM.from_pretrained(BASE, dtype=torch.float32).state_dict().items())
+    prompts = [[3, 4, 5, 6, 7], [8, 9, 10], [3, 4, 5, 6, 7], [11, 12, 13, 14], [15, 16]]
+    params = SamplingParams(n=2, temperature=1.0, max_new_tokens=12, seed=5)
+    tokens = lambda groups: [[s.token_ids for s in group] for group in groups]  # noqa: E731
+    whole = tokens(engine.generate(prompts, params))
+    path = tmp_path / "partial.jsonl"
+    engine.chunk_samples = 4
+    try:
+        assert tokens(engine.generate(prompts, params, partial=PartialSamples(path))) == whole
+        lines = path.read_text().splitlines()
+        assert len(lines) == 1 + 3  # the key, then chunks of 2, 2 and 1 prompts
+        path.write_text("\n".join(lines[:2]) + "\n" + lines[2][:50])  # killed while writing the second
+        asked = []
+        generate = engine.llm.generate
+        engine.llm.generate = lambda requests, *args, **kwargs: asked.append(len(requests)) or \
+            generate(requests, *args, **kwargs)
+        try:
+            resumed = engine.generate(prompts, params, partial=PartialSamples(path))
+        finally:
+            engine.llm.generate = generate
+        assert asked == [2, 1] and tokens(resumed) == whole
+    finally:
+        engine.chunk_samples = None
+
+
 def test_eval_with_the_vllm_backend(compose_cfg, tmp_path, tiny_world_tests):
     from curio.evaluation.run import evaluate
 
     cfg = compose_cfg([f"model.path={BASE}", f"paths.assets_dir={tiny_world_tests}", "benchmarks=[tiny_id]",
                        "limit=4", "sampling.n=2", "sampling.max_new_tokens=48", "generation.backend=vllm",
                        "grading.num_workers=1", "generation.progress=false", "generation.vllm.max_model_len=512",
-                       "+generation.vllm.enforce_eager=true", "model.dtype=float32"], tmp_path, config_name="eval")
+                       "+generation.vllm.enforce_eager=true", "model.dtype=float32", "generation.chunk_samples=4"],
+                      tmp_path, config_name="eval")
     results = evaluate(cfg)
     tiny = results["benchmarks"]["tiny_id"]
     assert tiny["problems"] == 4 and tiny["n"] == 2 and "token_entropy" not in tiny["metrics"]
     assert (tmp_path / "samples.jsonl").read_text().count("\n") == 8
+    assert not list((tmp_path / "partial").glob("*.jsonl"))  # its two chunks' file, gone once results are written
 
 
 @pytest.mark.parametrize("policy", [["optim.lr=3e-5"], ["model.lora.rank=8", "optim.lr=2e-3"]],
