@@ -5,8 +5,7 @@
 - :class:`ResumableRunState`: the LightningModule hooks that put into a checkpoint what a resumed
   run needs beyond Lightning's own state (weights, a teacher's too since it is a submodule,
   optimizer, schedule, loops, data position): the skipped-step count and the random states. A LoRA
-  run's checkpoint leaves out the frozen base. And the check that a run which ends trained all the
-  optimizer steps it planned (:func:`check_ran_to_the_end`).
+  run's checkpoint leaves out the frozen base.
 """
 
 from __future__ import annotations
@@ -86,48 +85,16 @@ def _largest_weight(model: nn.Module) -> float:
     return max((float(p.detach().abs().max()) for p in local if p.numel()), default=0.0)
 
 
-class RunEndedShort(RuntimeError):
-    """Lightning's loop ended a run before its planned optimizer steps, and nothing asked it to stop."""
-
-
-def check_ran_to_the_end(trainer: L.Trainer, planned_steps: int | None) -> None:
-    """A run whose training loop ends must have taken ``planned_steps`` optimizer steps, unless a
-    callback asked it to stop (``trainer.should_stop``: early stopping, ``trainer.max_time``).
-
-    The loop's own bookkeeping is not evidence: a checkpoint Lightning restores wrongly makes it
-    count epochs as done that never ran (``curio.callbacks.checkpoint``), and the run would export
-    a model that trained two thirds of its steps and exit 0. Raised here, in ``on_train_end``,
-    the run fails before the Hugging Face export; its checkpoints stay.
-
-    Raises:
-        RunEndedShort: with both step counts and the checkpoint folder.
-    """
-    if planned_steps is None or trainer.global_step == planned_steps:
-        return
-    if trainer.should_stop:
-        log.warning("Stopped at optimizer step %d of %d: a callback asked to stop", trainer.global_step,
-                    planned_steps)
-        return
-    raise RunEndedShort(
-        f"the training loop ended after {trainer.global_step} optimizer steps of the {planned_steps} planned "
-        f"(trainer.max_steps / max_epochs), with no stop asked for; the Hugging Face export is not written. "
-        f"The checkpoints in {Path(trainer.default_root_dir) / 'checkpoints'} are kept: this is a defect "
-        "(of resuming, most likely), please report it with the run's train.log"
-    )
-
-
 class ResumableRunState:
     """Checkpoint hooks for a LightningModule with a ``model`` and a ``gradient_guard``, placed
-    before ``L.LightningModule`` among its bases; and the end-of-training check of the run's length."""
+    before ``L.LightningModule`` among its bases."""
 
     model: nn.Module
     gradient_guard: GradientGuard
     #: The run's length in optimizer steps (:func:`curio.train.optimizer_steps`), set by
-    #: :func:`curio.train.fit`. None (a module fitted some other way): the length is not checked.
+    #: :func:`curio.train.fit`, checked before the export (:class:`~curio.callbacks.HFExport`).
+    #: None (a module fitted some other way): not checked.
     planned_steps: int | None = None
-
-    def on_train_end(self) -> None:
-        check_ran_to_the_end(self.trainer, self.planned_steps)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["curio"] = {"skipped_steps": self.gradient_guard.skipped, "rng": rng_state()}

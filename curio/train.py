@@ -36,7 +36,7 @@ def _is_sharded(strategy: Any) -> bool:
 def optimizer_steps(trainer: L.Trainer, steps_per_epoch: int, per_batch: int = 1) -> int:
     """The run's length in optimizer steps: the sooner of ``max_steps`` and ``max_epochs``.
     The schedule's horizon, and what the run must have trained when it ends
-    (:func:`curio.run_state.check_ran_to_the_end`); known before the model loads.
+    (:func:`curio.callbacks.hf_export.check_ran_to_the_end`); known before the model loads.
 
     ``per_batch``: the optimizer steps one training batch takes when more than one (an RL rollout
     step's); a batch is never cut short, so ``max_steps`` rounds up to whole batches."""
@@ -49,7 +49,10 @@ def optimizer_steps(trainer: L.Trainer, steps_per_epoch: int, per_batch: int = 1
     candidates = [n for n in (by_epochs, by_steps) if n is not None]
     if not candidates:
         raise ConfigError("trainer.max_steps and trainer.max_epochs are both unset: the run would never end")
-    return max(1, min(candidates))
+    if min(candidates) < 1:
+        raise ConfigError(f"trainer.max_steps={trainer.max_steps}, trainer.max_epochs={trainer.max_epochs}: the run "
+                          "would take no optimizer step")
+    return min(candidates)
 
 
 def check_val_interval(trainer: L.Trainer, batches_per_epoch: int, train_rows: int) -> None:
@@ -149,7 +152,7 @@ def build_model(cfg: DictConfig, tokenizer: Any, lora: LoraSettings, **kwargs: A
 def fit(trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDataModule, cfg: DictConfig,
         resolved: dict[str, Any], steps: int) -> dict[str, float]:
     """Log the resolved config, fit ``steps`` optimizer steps (resuming per ``ckpt_path``; the
-    module checks them when training ends), and return the final metrics."""
+    export checks them), and return the final metrics."""
     output_dir = Path(cfg.paths.output_dir)
     module.planned_steps = steps
     for logger in trainer.loggers:

@@ -81,6 +81,7 @@ def test_a_value_error_exits_2_before_lightning_is_imported(repo_root):
     ("trainer.val_check_interval=500", "trainer.val_check_interval=500: an epoch has only"),
     ("seed=null", "seed=null: must be an integer"),
     ("+trainer.limit_train_batches=5", "trainer.limit_train_batches=5: curio's runs train whole epochs"),
+    ("trainer.max_steps=0", "trainer.max_steps=0, trainer.max_epochs=3: the run would take no optimizer step"),
 ])
 def test_constructor_errors_name_the_key_and_come_before_the_model(monkeypatch, tmp_path, compose_cfg, fast,
                                                                    override, needle):

@@ -145,13 +145,17 @@ def test_a_checkpoint_written_at_an_epochs_last_batch_is_refused():
 
 def test_a_loop_that_ends_short_fails_before_the_export(repo_root, tmp_path, base):
     """Whatever makes Lightning's loop count epochs that never ran, the run does not export a
-    model trained on half its steps and exit 0: it names both counts and keeps its checkpoints."""
+    model trained on half its steps and exit 0: it names both counts and keeps its checkpoints.
+    Resumed from them, the loop (restored as done) does not even start: still no export."""
     miscount = ["+callbacks.crash._target_=tests.crash.MiscountEpochs"]
     result = run(base + LOSSES["ce"] + EPOCHS + miscount + [f"hydra.run.dir={tmp_path}"], repo_root)
     assert result.returncode != 0
     assert "ended after 10 optimizer steps of the 20 planned" in result.stderr
     assert not (tmp_path / "hf").exists()
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 10
+    resumed = run(base + LOSSES["ce"] + EPOCHS + [f"hydra.run.dir={tmp_path}", "ckpt_path=auto"], repo_root)
+    assert resumed.returncode != 0 and "ended after 10 optimizer steps of the 20 planned" in resumed.stderr
+    assert not (tmp_path / "hf").exists()
 
 
 def test_a_run_asked_to_stop_early_exports(repo_root, tmp_path, base):

@@ -106,7 +106,7 @@ class VLLMGenerator:
         samples the rest. A sample's seed depends on its prompt's place in ``prompts`` alone, so
         the chunks (and a resume) draw what one call would have.
         """
-        per_call = len(prompts) if self.chunk_samples is None else max(1, self.chunk_samples // params.n)
+        per_call = max(1, len(prompts) if self.chunk_samples is None else self.chunk_samples // params.n)
         done: list[Sample] = [] if partial is None else \
             partial.resume(batch_key(prompts, params, per_call * params.n, "vllm"))[0]
         results = [done[i : i + params.n] for i in range(0, len(done), params.n)]
