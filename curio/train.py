@@ -33,18 +33,19 @@ def _is_sharded(strategy: Any) -> bool:
     return target is not None and issubclass(get_class(target), ModelParallelStrategy)
 
 
-def optimizer_steps(trainer: L.Trainer, steps_per_epoch: int, per_batch: int = 1) -> int:
+def optimizer_steps(trainer: L.Trainer, batches_per_epoch: int, per_batch: int = 1) -> int:
     """The run's length in optimizer steps: the sooner of ``max_steps`` and ``max_epochs``.
     The schedule's horizon, and what the run must have trained when it ends
     (:func:`curio.callbacks.hf_export.check_ran_to_the_end`); known before the model loads.
 
-    ``per_batch``: the optimizer steps one training batch takes when more than one (an RL rollout
-    step's); a batch is never cut short, so ``max_steps`` rounds up to whole batches."""
+    ``batches_per_epoch``: an epoch's units of training, each ``per_batch`` optimizer steps (SFT:
+    the optimizer steps themselves; RL: rollout steps, of several optimizer steps each). A unit is
+    never cut short, so ``max_steps`` rounds up to whole units."""
     limit = trainer.limit_train_batches
     if not (isinstance(limit, float) and limit == 1.0):
         raise ConfigError(f"trainer.limit_train_batches={limit}: curio's runs train whole epochs (the schedule's "
                           "horizon and the run's length count them); shorten a run with trainer.max_steps")
-    by_epochs = steps_per_epoch * trainer.max_epochs if trainer.max_epochs not in (None, -1) else None
+    by_epochs = batches_per_epoch * per_batch * trainer.max_epochs if trainer.max_epochs not in (None, -1) else None
     by_steps = -(-trainer.max_steps // per_batch) * per_batch if trainer.max_steps not in (None, -1) else None
     candidates = [n for n in (by_epochs, by_steps) if n is not None]
     if not candidates:

@@ -37,8 +37,9 @@ def rl(cfg: DictConfig) -> dict[str, Any]:
     scheduler = build_scheduler(cfg)
     resolved, trainer, tokenizer, datamodule = start_run(cfg, "prompts")
     check_mini_batches(cfg, trainer.world_size)
-    steps_per_rollout = cfg.rl.mini_batches * cfg.rl.updates_per_rollout
-    steps = optimizer_steps(trainer, datamodule.steps_per_epoch() * steps_per_rollout, per_batch=steps_per_rollout)
+    # A training batch is a rollout step: mini_batches x updates_per_rollout optimizer steps.
+    steps = optimizer_steps(trainer, datamodule.steps_per_epoch(),
+                            per_batch=cfg.rl.mini_batches * cfg.rl.updates_per_rollout)
     if scheduler is not None:
         scheduler = partial(scheduler, total_steps=steps)
 
