@@ -168,7 +168,9 @@ def test_worker_stuck_in_c_code_is_killed_and_the_batch_goes_on(monkeypatch):
     monkeypatch.setattr(grading, "verify", stuck_verify)
     truths = ["1/4", "1/2", "1/3"]
     responses = ["\\boxed{0.25}", "\\boxed{0.5}", "\\boxed{2/6}"]
-    with Grader(num_workers=1, timeout_s=0.5, grace_s=0.5, start_method="fork") as fork_grader:
+    # The stuck answer costs timeout_s + grace_s; the limit is generous because the replacement
+    # worker's first SymPy call is slow on a loaded machine, and must not time out itself.
+    with Grader(num_workers=1, timeout_s=5, grace_s=0.5, start_method="fork") as fork_grader:
         grades = fork_grader.grade(responses, truths, "math")
     assert grades[0] == Grade(correct=False, extracted="0.25", timed_out=True)
     assert grades[1].correct and grades[2].correct  # graded by the replacement worker
