@@ -74,6 +74,15 @@ class VLLMGenerator:
         self.progress = progress
         self.colocated = colocated
         engine.setdefault("logprobs_mode", "processed_logprobs")  # the distribution samples are drawn from
+        from vllm.platforms import current_platform
+
+        if current_platform.is_cpu():
+            # A prompt whose prefill is split across engine steps draws a token that vLLM then
+            # discards and "un-draws" by rewinding the request's generator, which only CUDA
+            # generators can do: with our seeded requests the CPU build dies with "CPU Generator
+            # does not use offset" once a call's prompts exceed a step's token budget (4096).
+            # Unsplit prefills never discard a draw.
+            engine.setdefault("enable_chunked_prefill", False)
         self.llm = vllm.LLM(
             model=model,
             dtype=dtype,

@@ -97,6 +97,17 @@ def test_every_sample_of_a_call_has_its_own_random_stream(engine):
     assert [[s.token_ids for s in g] for g in again] == [[s.token_ids for s in g] for g in (first, second)]
 
 
+def test_prompts_over_a_steps_token_budget_sample_with_seeds(engine):
+    # 160 prompts of 40 tokens: more than vLLM's 4096 tokens per engine step, which with chunked
+    # prefill splits a prompt across steps, and the CPU build then died rewinding the seeded
+    # request's generator ("CPU Generator does not use offset").
+    from curio.evaluation.sampling import SamplingParams
+
+    prompts = [[5 + (i + j) % 30 for j in range(40)] for i in range(160)]
+    groups = engine.generate(prompts, SamplingParams(n=2, temperature=1.0, max_new_tokens=3, seed=7))
+    assert len(groups) == 160 and all(len(group) == 2 and group[0].token_ids for group in groups)
+
+
 def test_chunks_draw_what_one_call_draws_and_a_resume_samples_only_the_rest(engine, tmp_path):
     """Calls of 2 prompts x 2 samples give one call's samples (each sample's seed follows its
     prompt's place in the list); a run cut after its first chunk resumes from the kept file,
