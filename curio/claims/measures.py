@@ -8,6 +8,8 @@ Keys (``<set>`` is ``id`` or ``ood``):
 - ``<set>/gen_entropy``: mean next-token entropy (nats, T = 1) along the model's own samples;
 - ``<set>/distinct_answers``: different final answers per problem;
 - ``<set>/distinct_correct``: different correct solution texts per problem (orders of work);
+- ``<set>/avg_eval_se``, ``<set>/pass_n_eval_se``: the standard errors that sampling alone puts on
+  avg@n and pass@n (see :func:`evaluation_se`);
 - ``H/<label>``: teacher-forced entropy on held-out demonstrations, label choice, result, format,
   determined;
 - ``tau/<label>``, ``tau_at_max/<label>``, ``tau_at_min/<label>``, ``tau_gated/<label>``: the
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections import defaultdict
 from typing import Any
 
@@ -44,6 +47,27 @@ def distinct_correct(samples_file: Any, benchmark: str) -> float:
             if sample["correct"]:
                 correct[sample["problem"]].add(sample["response"].strip())
     return sum(len(correct[p]) for p in problems) / len(problems) if problems else float("nan")
+
+
+def evaluation_se(samples_file: Any, benchmark: str, n: int) -> tuple[float, float]:
+    """The standard errors of a model's avg@n and pass@n on ``benchmark`` over draws of its ``n``
+    samples per problem (the same weights sampled again), from each problem's share p of correct
+    samples: avg@n's is sqrt(sum p (1 - p) / (n - 1)) / N, the unbiased binomial variance of each
+    problem's mean; pass@n's is sqrt(sum q (1 - q)) / N with q = 1 - (1 - p)^n, the chance that
+    some sample is correct. A problem never solved adds nothing to the second, so it is a lower
+    bound where many problems are solved rarely."""
+    correct: dict[int, int] = defaultdict(int)
+    with samples_file.open(encoding="utf-8") as lines:
+        for line in lines:
+            sample = json.loads(line)
+            if sample["benchmark"] == benchmark:
+                correct[sample["problem"]] += bool(sample["correct"])
+    shares = [c / n for c in correct.values()]
+    if not shares:
+        return float("nan"), float("nan")
+    avg_var = sum(p * (1 - p) for p in shares) / (n - 1) if n > 1 else float("nan")
+    pass_var = sum((1 - (1 - p) ** n) * (1 - p) ** n for p in shares)
+    return math.sqrt(avg_var) / len(shares), math.sqrt(pass_var) / len(shares)
 
 
 TRAIN_METRICS = ("w", "tau", "tau_p90", "tau_gated", "teacher_entropy", "entropy")
@@ -87,6 +111,8 @@ def collect(job: Job) -> dict[str, float]:
         out[f"{name}/gen_entropy"] = metrics.get("token_entropy", float("nan"))
         out[f"{name}/distinct_answers"] = metrics["distinct_answers"]
         out[f"{name}/distinct_correct"] = distinct_correct(job.eval_dir / "samples.jsonl", benchmark)
+        out[f"{name}/avg_eval_se"], out[f"{name}/pass_n_eval_se"] = evaluation_se(
+            job.eval_dir / "samples.jsonl", benchmark, n)
     metrics_csv = job.train_dir / "csv" / "metrics.csv"
     if metrics_csv.is_file():
         out.update(training_summary(metrics_csv))

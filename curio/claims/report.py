@@ -399,6 +399,24 @@ Question 8's points (its verdict above ranks them by Spearman's rho):
         ("ID maj@n", _metric("id/maj", 100)), ("OOD avg@n", _metric("ood/avg", 100)),
         *((f"OOD pass@{k}", _metric(f"ood/pass@{k}", 100)) for k in ks),
     ])
+    noise = ""
+    if any("id/avg_eval_se" in seed for seeds in table.values() for seed in seeds):
+        noise_rows = _model_rows(table, [
+            ("ID avg@n", _metric("id/avg_eval_se", 100, 2)), (f"ID pass@{k_max}", _metric("id/pass_n_eval_se", 100, 2)),
+            ("OOD avg@n", _metric("ood/avg_eval_se", 100, 2)), (f"OOD pass@{k_max}", _metric("ood/pass_n_eval_se", 100, 2)),
+        ])
+        noise = f"""
+**The evaluation's own noise.** Each model is sampled once. The standard error that this sampling
+alone puts on its numbers (the same weights sampled again), in points, from each problem's share of
+correct samples (`evaluation_se` in `curio/claims/measures.py`; for pass@{k_max} a lower bound, since a
+problem never solved adds nothing):
+
+{noise_rows}
+
+A seed's difference between two models carries the noise of both evaluations (about √2 × these where
+the two are alike), so the spread over seeds that the rule uses includes it; and drawing the same
+two models' samples again can move that difference by up to about 2√2 × these (95%).
+"""
     entropy = _model_rows(table, [
         *((title, _metric(f"H/{label}", digits=3)) for label, title in text_of["labels"]),
         *([(fork_title, _metric(f"H/{fork}", digits=3))] if fork != "choice" else []),
@@ -457,7 +475,7 @@ when all parts are and contradicted when any part is (`curio/claims/verdicts.py`
 avg@n is the mean correctness over all {k_max} samples (equal to the unbiased pass@1).
 
 {accuracy}
-
+{noise}
 ![pass@k]({rel}/pass_at_k.png)
 
 ## Token entropy on held-out demonstrations (nats, full vocabulary, T = 1)

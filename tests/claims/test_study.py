@@ -83,6 +83,7 @@ def test_fork_world_smoke_study_runs_sft_then_grpo(tmp_path):
     for plot in ("rl_curves.png", "entropy_vs_rl.png", "pass_at_k.png", "entropy_by_label.png"):
         assert (tmp_path / "fork" / "results_fork" / plot).stat().st_size > 1000
     assert "(results_fork/entropy_vs_rl.png)" in text
+    assert "**The evaluation's own noise.**" in text
     preset = PRESETS["fork_smoke"]
     assert [job.key for job in jobs(preset, tmp_path / "fork")] == ["base", "ce", "ce+rl", "curio", "curio+rl"]
     rl_config = (tmp_path / "fork" / "rl" / "curio" / "seed0" / "config_resolved.yaml").read_text()

@@ -1,0 +1,59 @@
+"""The evaluation's own sampling noise (``curio.claims.measures.evaluation_se``), against float64
+references written from its definition: exact expectations over every outcome of n draws."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import pytest
+
+from curio.claims.measures import evaluation_se
+
+
+def write_samples(path, counts: list[int], n: int, benchmark: str = "fork_id") -> None:
+    rng = random.Random(0)
+    rows = []
+    for problem, correct in enumerate(counts):
+        flags = [True] * correct + [False] * (n - correct)
+        rng.shuffle(flags)
+        rows += [{"benchmark": benchmark, "problem": problem, "sample": i, "correct": flag} for i, flag in enumerate(flags)]
+    rows.append({"benchmark": "other", "problem": 0, "sample": 0, "correct": True})  # another benchmark: ignored
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def binomial(n: int, p: float) -> list[float]:
+    return [math.comb(n, c) * p**c * (1 - p) ** (n - c) for c in range(n + 1)]
+
+
+@pytest.mark.parametrize("n", [2, 5, 64])
+@pytest.mark.parametrize("p", [0.0, 0.01, 0.3, 0.5, 0.97, 1.0])
+def test_avg_se_squared_is_unbiased_for_the_variance_of_a_problems_mean(tmp_path, n, p):
+    # One problem: E over c ~ Binomial(n, p) of the estimated variance equals Var(c / n) = p (1 - p) / n.
+    expected = 0.0
+    for c, weight in enumerate(binomial(n, p)):
+        write_samples(tmp_path / "s.jsonl", [c], n)
+        avg_se, _ = evaluation_se(tmp_path / "s.jsonl", "fork_id", n)
+        expected += weight * avg_se**2
+    assert expected == pytest.approx(p * (1 - p) / n, rel=1e-9, abs=1e-15)
+
+
+def test_pass_n_se_is_the_spread_of_any_sample_being_correct(tmp_path):
+    n, counts = 8, [0, 1, 4, 8, 2]
+    write_samples(tmp_path / "s.jsonl", counts, n)
+    avg_se, pass_se = evaluation_se(tmp_path / "s.jsonl", "fork_id", n)
+    # The chance that some of n fresh draws is correct, with the observed share as the problem's rate,
+    # by summing over outcomes (not by the closed form the code uses).
+    variance = 0.0
+    for c in counts:
+        q = sum(w for k, w in enumerate(binomial(n, c / n)) if k > 0)
+        variance += q * (1 - q)
+    assert pass_se == pytest.approx(math.sqrt(variance) / len(counts), rel=1e-12)
+    assert avg_se == pytest.approx(math.sqrt(sum((c / n) * (1 - c / n) for c in counts) / (n - 1)) / len(counts), rel=1e-12)
+
+
+def test_all_solved_or_none_solved_has_no_sampling_noise(tmp_path):
+    write_samples(tmp_path / "s.jsonl", [0, 3, 0, 3], 3)
+    assert evaluation_se(tmp_path / "s.jsonl", "fork_id", 3) == (0.0, 0.0)
+    assert all(math.isnan(v) for v in evaluation_se(tmp_path / "s.jsonl", "fork_ood", 3))  # no samples
