@@ -15,6 +15,7 @@ and uv takes the best version across all indexes, as pip does. A ``UV_*`` variab
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -34,10 +35,15 @@ def pip_settings() -> dict[str, str]:
     listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"],
                             capture_output=True, text=True, check=False).stdout
     rank = {"global": 0, "install": 1, ":env:": 2}
-    found: dict[str, tuple[int, str]] = {}
+    entries: list[list[str]] = []  # [section, name, value]; a value of several lines continues
     for line in listed.splitlines():
-        key, _, value = line.partition("=")
-        section, _, name = key.rpartition(".")
+        setting = re.match(r"([^=\s]+)\.([\w-]+)=(.*)$", line)
+        if setting:
+            entries.append(list(setting.groups()))
+        elif entries:
+            entries[-1][2] += "\n" + line
+    found: dict[str, tuple[int, str]] = {}
+    for section, name, value in entries:
         if section in rank and rank[section] >= found.get(name, (-1, ""))[0]:
             found[name] = (rank[section], value.strip().strip("'\""))
     return {name: value for name, (_, value) in found.items()}
