@@ -32,6 +32,7 @@ from collections import defaultdict
 from typing import Any
 
 from curio.claims.plan import Job
+from curio.evaluation.compare import per_problem_accuracy
 
 
 def distinct_correct(samples_file: Any, benchmark: str) -> float:
@@ -49,20 +50,13 @@ def distinct_correct(samples_file: Any, benchmark: str) -> float:
     return sum(len(correct[p]) for p in problems) / len(problems) if problems else float("nan")
 
 
-def evaluation_se(samples_file: Any, benchmark: str, n: int) -> tuple[float, float]:
-    """The standard errors of a model's avg@n and pass@n on ``benchmark`` over draws of its ``n``
+def evaluation_se(shares: list[float], n: int) -> tuple[float, float]:
+    """The standard errors of a model's avg@n and pass@n on a benchmark over draws of its ``n``
     samples per problem (the same weights sampled again), from each problem's share p of correct
-    samples: avg@n's is sqrt(sum p (1 - p) / (n - 1)) / N, the unbiased binomial variance of each
-    problem's mean; pass@n's is sqrt(sum q (1 - q)) / N with q = 1 - (1 - p)^n, the chance that
-    some sample is correct. A problem never solved adds nothing to the second, so it is a lower
-    bound where many problems are solved rarely."""
-    correct: dict[int, int] = defaultdict(int)
-    with samples_file.open(encoding="utf-8") as lines:
-        for line in lines:
-            sample = json.loads(line)
-            if sample["benchmark"] == benchmark:
-                correct[sample["problem"]] += bool(sample["correct"])
-    shares = [c / n for c in correct.values()]
+    samples (``shares``): avg@n's is sqrt(sum p (1 - p) / (n - 1)) / N, the unbiased binomial
+    variance of each problem's mean; pass@n's is sqrt(sum q (1 - q)) / N with q = 1 - (1 - p)^n,
+    the chance that some sample is correct. A problem never solved adds nothing to the second, so
+    it is a lower bound where many problems are solved rarely."""
     if not shares:
         return float("nan"), float("nan")
     avg_var = sum(p * (1 - p) for p in shares) / (n - 1) if n > 1 else float("nan")
@@ -102,6 +96,7 @@ def collect(job: Job) -> dict[str, float]:
     """Every number the report uses for ``job``."""
     results = json.loads((job.eval_dir / "results.json").read_text(encoding="utf-8"))
     out: dict[str, float] = {}
+    shares = per_problem_accuracy(job.eval_dir)
     for benchmark, name in job.world.benchmarks.items():
         metrics = results["benchmarks"][benchmark]["metrics"]
         n = results["benchmarks"][benchmark]["n"]
@@ -112,7 +107,7 @@ def collect(job: Job) -> dict[str, float]:
         out[f"{name}/distinct_answers"] = metrics["distinct_answers"]
         out[f"{name}/distinct_correct"] = distinct_correct(job.eval_dir / "samples.jsonl", benchmark)
         out[f"{name}/avg_eval_se"], out[f"{name}/pass_n_eval_se"] = evaluation_se(
-            job.eval_dir / "samples.jsonl", benchmark, n)
+            list(shares.get(benchmark, {}).values()), n)
     metrics_csv = job.train_dir / "csv" / "metrics.csv"
     if metrics_csv.is_file():
         out.update(training_summary(metrics_csv))

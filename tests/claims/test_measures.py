@@ -10,6 +10,11 @@ import random
 import pytest
 
 from curio.claims.measures import evaluation_se
+from curio.evaluation.compare import per_problem_accuracy
+
+
+def se_of(path, benchmark: str, n: int) -> tuple[float, float]:
+    return evaluation_se(list(per_problem_accuracy(path.parent).get(benchmark, {}).values()), n)
 
 
 def write_samples(path, counts: list[int], n: int, benchmark: str = "fork_id") -> None:
@@ -33,16 +38,16 @@ def test_avg_se_squared_is_unbiased_for_the_variance_of_a_problems_mean(tmp_path
     # One problem: E over c ~ Binomial(n, p) of the estimated variance equals Var(c / n) = p (1 - p) / n.
     expected = 0.0
     for c, weight in enumerate(binomial(n, p)):
-        write_samples(tmp_path / "s.jsonl", [c], n)
-        avg_se, _ = evaluation_se(tmp_path / "s.jsonl", "fork_id", n)
+        write_samples(tmp_path / "samples.jsonl", [c], n)
+        avg_se, _ = se_of(tmp_path / "samples.jsonl", "fork_id", n)
         expected += weight * avg_se**2
     assert expected == pytest.approx(p * (1 - p) / n, rel=1e-9, abs=1e-15)
 
 
 def test_pass_n_se_is_the_spread_of_any_sample_being_correct(tmp_path):
     n, counts = 8, [0, 1, 4, 8, 2]
-    write_samples(tmp_path / "s.jsonl", counts, n)
-    avg_se, pass_se = evaluation_se(tmp_path / "s.jsonl", "fork_id", n)
+    write_samples(tmp_path / "samples.jsonl", counts, n)
+    avg_se, pass_se = se_of(tmp_path / "samples.jsonl", "fork_id", n)
     # The chance that some of n fresh draws is correct, with the observed share as the problem's rate,
     # by summing over outcomes (not by the closed form the code uses).
     variance = 0.0
@@ -54,6 +59,6 @@ def test_pass_n_se_is_the_spread_of_any_sample_being_correct(tmp_path):
 
 
 def test_all_solved_or_none_solved_has_no_sampling_noise(tmp_path):
-    write_samples(tmp_path / "s.jsonl", [0, 3, 0, 3], 3)
-    assert evaluation_se(tmp_path / "s.jsonl", "fork_id", 3) == (0.0, 0.0)
-    assert all(math.isnan(v) for v in evaluation_se(tmp_path / "s.jsonl", "fork_ood", 3))  # no samples
+    write_samples(tmp_path / "samples.jsonl", [0, 3, 0, 3], 3)
+    assert se_of(tmp_path / "samples.jsonl", "fork_id", 3) == (0.0, 0.0)
+    assert all(math.isnan(v) for v in se_of(tmp_path / "samples.jsonl", "fork_ood", 3))  # no samples
