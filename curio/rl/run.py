@@ -23,6 +23,15 @@ from curio.train import build_model, fit, optimizer_steps, start_run
 
 log = logging.getLogger(__name__)
 
+
+def build_reference() -> FrozenTeacher:
+    """The KL's reference: the start model, frozen (with LoRA, the policy with its adapter off: no
+    second model). Its logits are projected as the policy's own are, in the compute dtype, not in
+    float32 as a CurioSFT teacher's: under bf16 the two projections' log-probabilities differ by some
+    1e-2 per token, which would put a KL between a policy and the weights it still equals."""
+    return FrozenTeacher(fp32_logits=False)
+
+
 #: ``rl.*`` keys handed to :class:`~curio.rl.module.GRPOModule` as they are.
 MODULE_KEYS = ("mini_batches", "updates_per_rollout", "micro_batch_size", "scale_by_std", "aggregation",
                "max_grad_norm", "max_consecutive_skips")
@@ -44,8 +53,7 @@ def rl(cfg: DictConfig) -> dict[str, Any]:
         scheduler = partial(scheduler, total_steps=steps)
 
     model = build_model(cfg, tokenizer, lora)
-    # With LoRA the reference is the policy with its adapter off: no second model.
-    reference = FrozenTeacher() if cfg.rl.reference else None
+    reference = build_reference() if cfg.rl.reference else None
     module = GRPOModule(model, loss, optimizer, reward, sampling, rollout, scheduler=scheduler, reference=reference,
                         **{key: cfg.rl[key] for key in MODULE_KEYS})
     # Two Lightning warnings about what is meant here: the policy trains in eval mode (no dropout, so

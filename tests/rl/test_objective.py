@@ -242,3 +242,33 @@ def test_validation():
         PolicyLoss(kl_coef=-1)
     with pytest.raises(ValueError, match="temperature must be > 0"):
         PolicyLoss(temperature=0.0)
+
+
+def test_the_reference_is_at_kl_zero_from_the_policy_it_equals_under_bf16():
+    """The start of an RL run under bf16 autocast (trainer=gpu): the reference that rl.py builds
+    projects its logits as the policy's own are, so the KL between them is exactly 0; a float32
+    projection (a CurioSFT teacher's) puts a KL of up to ~3e-3 per token (mean ~6e-4 here) between
+    equal weights."""
+    from curio.models import build_causal_lm
+    from curio.rl.run import build_reference
+    from curio.teacher import FrozenTeacher
+
+    torch.manual_seed(0)
+    model = build_causal_lm({"model_type": "llama", "vocab_size": 300, "hidden_size": 64, "intermediate_size": 128,
+                             "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 4})
+    with torch.no_grad():  # logits of a trained model's size (up to ~10), where bf16 rounding shows
+        model.get_output_embeddings().weight.mul_(40)
+    ids = torch.randint(300, (2, 24))
+    mask = torch.ones(2, 23, dtype=torch.bool)
+    targets = ids[:, 1:][mask]
+    given = {"advantage": torch.ones(len(targets)), "weight": torch.ones(len(targets))}
+    kls = {}
+    for name, reference in (("rl.py's", build_reference()), ("float32", FrozenTeacher(fp32_logits=True))):
+        reference.attach(model)
+        with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
+            hidden = model.base_model(input_ids=ids[:, :-1]).last_hidden_state
+            teacher = reference.at_loss_positions({"input_ids": ids[:, :-1]}, mask, hidden, model.get_output_embeddings())
+            out = PolicyLoss(kl_coef=0.1)(LossInputs(hidden[mask], targets, model.get_output_embeddings(), teacher, given))
+        kls[name] = out.token_metrics["kl"]
+    assert torch.equal(kls["rl.py's"], torch.zeros_like(kls["rl.py's"]))
+    assert kls["float32"].max() > 1e-5  # what the check would catch
