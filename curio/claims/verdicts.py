@@ -33,6 +33,9 @@ SUPPORTS, CONTRADICTS, INCONCLUSIVE = "supports", "contradicts", "inconclusive"
 NOT_RUN = "not run"  # the study did not train an experiment the question needs
 #: Question 3's "similar avg@n": absolute difference in ID avg@n (0.02 = 2 percentage points).
 SIMILAR_AVG = 0.02
+#: Slack for float rounding when a mean of shares is held to a threshold: avg@n is a count over
+#: n x problems, inexact in binary, so a mean gap of exactly 2 points can come out 2 + 4e-16.
+ROUNDING = 1e-12
 
 #: per experiment, per seed (in seed order), the job's numbers (see curio.claims.measures).
 Table = Mapping[str, Sequence[Mapping[str, float]]]
@@ -157,6 +160,21 @@ def rank_correlation(x: Sequence[float], y: Sequence[float]) -> tuple[float, flo
     return rho, greater / (PERMUTATIONS + 1), less / (PERMUTATIONS + 1)
 
 
+def _beyond(value: float, limit: float, sign: str = "") -> str:
+    """``value`` with 3 decimals (1 if it is 1 or more in size), or with as many more as it takes for
+    the shown number to compare with ``limit`` (in size) as the value does: a verdict decided by a
+    threshold never prints beside a number that reads as being on the threshold's other side."""
+    def side(x: float) -> int:
+        return (abs(x) > abs(limit)) - (abs(x) < abs(limit))
+
+    digits = 1 if abs(value) >= 1 else 3
+    shown = f"{value:{sign}.{digits}f}"
+    while side(float(shown)) != side(value) and digits < 15:
+        digits += 1
+        shown = f"{value:{sign}.{digits}f}"
+    return shown
+
+
 def _with_rl_gains(table: Table) -> dict[str, Sequence[Mapping[str, float]]]:
     """``table`` plus ``<experiment>:gain`` rows, each seed's ID and OOD avg@n after RL minus after SFT."""
     out = dict(table)
@@ -184,7 +202,7 @@ def _correlation_answer(table: Table, fork_metric: str, where: str, experiments:
     verdict = (SUPPORTS if rho > 0 and p_greater < ALPHA else CONTRADICTS if rho < 0 and p_less < ALPHA
                else INCONCLUSIVE)
     note = (f"rho = {rho:+.2f} over {len(names)} objectives (one-sided p = "
-            f"{p_greater if rho >= 0 else p_less:.3f}, {PERMUTATIONS:,} permutations)")
+            f"{_beyond(p_greater if rho >= 0 else p_less, ALPHA)}, {PERMUTATIONS:,} permutations)")
     return Answer(8, question, verdict, (), note)
 
 
@@ -234,8 +252,8 @@ def answer_all(
         verdict, note = combine(parts), ""
         if number == 3:  # "at similar avg@n": a tolerance on the mean gap, shown as an extra part
             gap = part(table, "ID avg@n, CurioSFT - SFT", "curio", "ce", "id/avg", +1)
-            if abs(gap.mean) > SIMILAR_AVG:
-                note = (f"ID avg@n differs by {100 * gap.mean:+.1f} points (more than the "
+            if abs(gap.mean) > SIMILAR_AVG + ROUNDING:
+                note = (f"ID avg@n differs by {_beyond(100 * gap.mean, 100 * SIMILAR_AVG, '+')} points (more than the "
                         f"{100 * SIMILAR_AVG:.0f}-point tolerance for 'similar')")
                 if verdict == SUPPORTS:
                     verdict = INCONCLUSIVE

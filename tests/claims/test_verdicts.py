@@ -60,6 +60,26 @@ def test_similar_avg_is_a_tolerance():
     assert "tolerance" in answers[2].note
 
 
+def test_a_gap_of_exactly_the_tolerance_is_similar_whatever_the_float_rounding():
+    """avg@n is a count over n x problems (12,800 here): curio 256 samples more than ce on every seed
+    is exactly 2 points, which the floats make 2 + 2e-15; the protocol's "<= 2 points" holds."""
+    table = _table()
+    counts = (5000, 5100, 4950)
+    table["ce"] = [dict(row, **{"id/avg": c / 12800}) for row, c in zip(table["ce"], counts)]
+    table["curio"] = [dict(row, **{"id/avg": (c + 256) / 12800}) for row, c in zip(table["curio"], counts)]
+    answer = answer_all(table, k_max=64)[2]
+    assert sum(answer.parts[-1].diffs) / 3 > SIMILAR_AVG  # the rounding the rule must not read as a gap
+    assert answer.verdict == SUPPORTS and answer.note == ""
+
+
+def test_numbers_beside_a_threshold_show_its_side():
+    from curio.claims.verdicts import _beyond
+
+    assert _beyond(0.051, 0.05) == "0.051" and _beyond(0.05, 0.05) == "0.050"
+    assert _beyond(0.0499995, 0.05) == "0.0499995"  # not "0.050" beside a p < 0.05 verdict
+    assert _beyond(2.004, 2.0, "+") == "+2.004" and _beyond(-2.3, 2.0, "+") == "-2.3"
+
+
 def test_any_contradicting_part_contradicts():
     table = _table()
     table["curio"] = [dict(row, **{"ood/pass@64": 0.70 + 0.01 * i}) for i, row in enumerate(table["curio"])]
