@@ -55,8 +55,9 @@ def evaluation_se(shares: list[float], n: int) -> tuple[float, float]:
     samples per problem (the same weights sampled again), from each problem's share p of correct
     samples (``shares``): avg@n's is sqrt(sum p (1 - p) / (n - 1)) / N, the unbiased binomial
     variance of each problem's mean; pass@n's is sqrt(sum q (1 - q)) / N with q = 1 - (1 - p)^n,
-    the chance that some sample is correct. A problem never solved adds nothing to the second, so
-    it is a lower bound where many problems are solved rarely."""
+    the chance that some sample is correct. The second is a plug-in estimate (p for the problem's
+    true share): a problem no sample solved adds nothing, so it is low where many problems are
+    solved very rarely, and it can be high for problems solved a little more often."""
     if not shares:
         return float("nan"), float("nan")
     avg_var = sum(p * (1 - p) for p in shares) / (n - 1) if n > 1 else float("nan")

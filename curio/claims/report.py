@@ -408,14 +408,15 @@ Question 8's points (its verdict above ranks them by Spearman's rho):
         noise = f"""
 **The evaluation's own noise.** Each model is sampled once. The standard error that this sampling
 alone puts on its numbers (the same weights sampled again), in points, from each problem's share of
-correct samples (`evaluation_se` in `curio/claims/measures.py`; for pass@{k_max} a lower bound, since a
-problem never solved adds nothing):
+correct samples (`evaluation_se` in `curio/claims/measures.py`; for pass@{k_max} a plug-in estimate, read
+as an order of magnitude: a problem no sample solved adds nothing to it, so it is low where many
+problems are solved very rarely, and it can be high for problems solved a little more often):
 
 {noise_rows}
 
-A seed's difference between two models carries the noise of both evaluations (about √2 × these where
-the two are alike), so the spread over seeds that the rule uses includes it; and drawing the same
-two models' samples again can move that difference by up to about 2√2 × these (95%).
+A seed's difference between two models carries the noise of both evaluations: a standard error of
+about √2 × these where the two are alike, so ±2.8 × these is its 95% interval. The spread over seeds
+that the rule uses includes it.
 """
     entropy = _model_rows(table, [
         *((title, _metric(f"H/{label}", digits=3)) for label, title in text_of["labels"]),
@@ -435,10 +436,13 @@ two models' samples again can move that difference by up to about 2√2 × these
         ("mean tau, determined", _metric("tau/determined", digits=3)),
         (f"at tau_max, {fork_title}", _metric(f"tau_at_max/{fork}", 100)),
         ("at tau_max, determined", _metric("tau_at_max/determined", 100)),
+        (f"at tau_min, {fork_title}", _metric(f"tau_at_min/{fork}", 100)),
+        ("at tau_min, determined", _metric("tau_at_min/determined", 100)),
         (f"gated, {fork_title}", _metric(f"tau_gated/{fork}", 100)),
         ("gated, determined", _metric("tau_gated/determined", 100)),
     ])
-    training = _model_rows({name: seeds for name, seeds in table.items() if name != BASE}, [
+    # SFT runs only: an RL run's train/entropy is GRPO's (the RL section above has its own numbers).
+    training = _model_rows({name: seeds for name, seeds in table.items() if name != BASE and not name.endswith("+rl")}, [
         ("held-out CE at the end", _metric("train/val_ce", digits=4)),
         ("student entropy", _metric("train/entropy", digits=3)),
         ("teacher entropy", _metric("train/teacher_entropy", digits=3)),
@@ -498,7 +502,8 @@ correct solution texts per problem (the world's valid orders of work).
 
 The tau that `temp=entropy_guided` (authors' constants) picks when each model's next-token
 distribution is the teacher's: for the base model, the tau of CurioSFT's first steps; for a trained
-model, the tau its lagged teacher would pick at the end. Shares in %.
+model, the tau its lagged teacher would pick at the end. Shares of tokens in %: "at tau_max" and "at
+tau_min" clamped there by the rule, "gated" set to tau_min by its entropy gate.
 
 {tau}
 

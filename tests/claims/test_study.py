@@ -84,6 +84,9 @@ def test_fork_world_smoke_study_runs_sft_then_grpo(tmp_path):
         assert (tmp_path / "fork" / "results_fork" / plot).stat().st_size > 1000
     assert "(results_fork/entropy_vs_rl.png)" in text
     assert "**The evaluation's own noise.**" in text
+    assert "| at tau_min, determined |" in text.split("## The entropy-guided temperature")[1]
+    training = text.split("## During training")[1].split("## Discussion")[0]
+    assert "| CurioSFT (lagged, entropy-guided) |" in training and "→ GRPO" not in training  # SFT runs only
     preset = PRESETS["fork_smoke"]
     assert [job.key for job in jobs(preset, tmp_path / "fork")] == ["base", "ce", "ce+rl", "curio", "curio+rl"]
     rl_config = (tmp_path / "fork" / "rl" / "curio" / "seed0" / "config_resolved.yaml").read_text()
