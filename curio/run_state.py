@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from curio.callbacks.checkpoint import check_resumable
-from curio.errors import TrainingDiverged
+from curio.errors import ConfigError, TrainingDiverged
 from curio.lora import leave_out_frozen_base, restore_frozen_base
 from curio.rng import restore_rng, rng_state
 
@@ -85,6 +85,30 @@ def _largest_weight(model: nn.Module) -> float:
     return max((float(p.detach().abs().max()) for p in local if p.numel()), default=0.0)
 
 
+#: The settings that decide whether a run builds a part beside its model (shown when they differ).
+PART_SETTINGS = {"teacher": "loss / teacher", "reference": "rl.reference"}
+
+
+def check_same_parts(module: nn.Module, checkpoint: dict[str, Any]) -> None:
+    """Refuse, in one line, a checkpoint that holds the weights of other parts than ``module`` has
+    (a teacher, an RL reference model): written with other settings, it would otherwise fail
+    Lightning's strict load with a list of every weight's name. A sharded checkpoint (no
+    ``state_dict`` here) is left to its own loader."""
+    weights = checkpoint.get("state_dict")
+    if not weights:
+        return
+    have, want = ({key.split(".", 1)[0] for key in keys} for keys in (weights, module.state_dict()))
+    if have == want:
+        return
+    differences = [f"it holds a {part} that this run does not build ({PART_SETTINGS.get(part, part)})"
+                   for part in sorted(have - want)]
+    differences += [f"it has no {part}, which this run builds ({PART_SETTINGS.get(part, part)})"
+                    for part in sorted(want - have)]
+    raise ConfigError(f"ckpt_path: this checkpoint (step {checkpoint.get('global_step')}) was written with other "
+                      f"settings: {'; '.join(differences)}; resume with the settings it was trained with (its run "
+                      "dir's config_resolved.yaml)")
+
+
 class ResumableRunState:
     """Checkpoint hooks for a LightningModule with a ``model`` and a ``gradient_guard``, placed
     before ``L.LightningModule`` among its bases."""
@@ -103,6 +127,7 @@ class ResumableRunState:
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         check_resumable(checkpoint)
         restore_frozen_base(self, checkpoint)
+        check_same_parts(self, checkpoint)
         state = checkpoint.get("curio")
         if state is not None:
             self.gradient_guard.skipped = state["skipped_steps"]

@@ -143,6 +143,28 @@ def test_a_checkpoint_written_at_an_epochs_last_batch_is_refused():
     check_resumable({})  # not a Lightning training checkpoint
 
 
+def test_a_checkpoint_with_other_parts_than_the_run_is_refused_in_one_line():
+    """A GRPO checkpoint written with its reference model (rl.reference=true), resumed by a run
+    without one, and an SFT checkpoint without a teacher (loss=ce) resumed by one with a teacher:
+    each named, instead of Lightning's strict load listing every weight."""
+    from torch import nn
+
+    from curio.errors import ConfigError
+    from curio.run_state import check_same_parts
+
+    def module(*parts: str) -> nn.Module:
+        return nn.ModuleDict({part: nn.Linear(2, 2) for part in parts})
+
+    with_reference = {"global_step": 6, "state_dict": module("model", "reference").state_dict()}
+    with pytest.raises(ConfigError, match=r"step 6\) was written with other settings: it holds a reference that "
+                                          r"this run does not build \(rl.reference\); resume with"):
+        check_same_parts(module("model"), with_reference)
+    with pytest.raises(ConfigError, match=r"it has no teacher, which this run builds \(loss / teacher\)"):
+        check_same_parts(module("model", "teacher"), {"state_dict": module("model").state_dict()})
+    check_same_parts(module("model", "reference"), with_reference)  # the same parts
+    check_same_parts(module("model"), {"global_step": 6})  # sharded: its loader checks
+
+
 def test_a_loop_that_ends_short_fails_before_the_export(repo_root, tmp_path, base):
     """Whatever makes Lightning's loop count epochs that never ran, the run does not export a
     model trained on half its steps and exit 0: it names both counts and keeps its checkpoints.
