@@ -10,8 +10,9 @@ Keys (``<set>`` is ``id`` or ``ood``):
 - ``<set>/distinct_correct``: different correct solution texts per problem (orders of work);
 - ``<set>/avg_eval_se``, ``<set>/pass_n_eval_se``: the standard errors that sampling alone puts on
   avg@n and pass@n (see :func:`evaluation_se`);
-- ``H/<label>``: teacher-forced entropy on held-out demonstrations, label choice, result, format,
-  determined;
+- ``H/<label>``: teacher-forced entropy on held-out demonstrations, per token label (choice,
+  phrase, result, format) and per group of labels (``fork``: choice and phrase; ``determined``:
+  result and format), each a mean over its tokens;
 - ``tau/<label>``, ``tau_at_max/<label>``, ``tau_at_min/<label>``, ``tau_gated/<label>``: the
   entropy-guided rule's mean tau on the model's own distribution, and the shares of tokens
   clamped at the top / bottom of the range or gated;

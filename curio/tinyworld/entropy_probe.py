@@ -26,8 +26,10 @@ def response_logits(
     Row ``i`` of the logits is the model's next-token distribution at the position that predicts
     response token ``i`` (teacher-forced), its label one of ``choice``, ``phrase``, ``result``,
     ``format``. The
-    input is built as the trainer builds it (spec section 2): the chat template's generation prompt,
-    then the response tokenised alone, then EOS (EOS is not returned: it has no label).
+    input is built as the trainer builds it (spec section 2) up to EOS: the chat template's
+    generation prompt, then the response tokenised alone, then EOS (EOS is not returned: it has no
+    label). The trainer also trains on the template's newline after EOS, which follows every
+    position read here, so it changes none of these logits.
     """
     model.eval()
     for start in range(0, len(rows), batch_size):

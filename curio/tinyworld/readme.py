@@ -227,8 +227,10 @@ A full SFT conversation rendered by it:
 ```
 {sft_chat}```
 
-The training input is the prompt with the generation prompt, then the response, then `<|im_end|>`
-(the same text without the template's newline after the last `<|im_end|>`):
+Training reads this conversation as the template renders it, with the loss on the assistant turn:
+the response, `<|im_end|>` and the template's newline after it. The entropy probes read the prompt
+with the generation prompt, then the response, then `<|im_end|>` (the newline comes after every
+position they read):
 
 ```
 {sft_prompt}{sft_example['messages'][2]['content']}<|im_end|>
