@@ -371,7 +371,7 @@ def write_report(
 ## Through the RL stage
 
 Every SFT model then runs the same GRPO stage (`rl.py prompts={world.prompts}`, its settings in
-`conf/tuned/rl-export-{world.prompts}.yaml`{", shortened here: " + " ".join(preset.rl_overrides) if preset.rl_overrides else ""}); "→ GRPO" rows
+`conf/tuned/rl-export-{world.prompts}.yaml`{", and here " + " ".join(f"`{o}`" for o in preset.rl_overrides) if preset.rl_overrides else ""}); "→ GRPO" rows
 above are those models. Reward (% of the rollout's samples correct) and the mean next-token entropy
 of the run's own samples, averaged over its first and its last 10 rollout steps:
 
