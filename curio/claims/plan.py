@@ -113,8 +113,8 @@ class Preset:
 
 
 _SMOKE_TRAINING = ("trainer.max_steps=2", "trainer.val_check_interval=2", "+trainer.limit_val_batches=1")
-#: The fork study's GRPO runs keep no reference model (amendment A9): with the KL's weight 0 it was
-#: only logged, and its forward took ~27% of each update; the trained weights are the same bit for bit.
+#: The fork study's GRPO runs keep no reference model: with the KL's weight 0 it was only logged
+#: (amendment A9 in docs/claims_v2_protocol.md has the measurement).
 _FORK_RL = ("rl.reference=false",)
 
 PRESETS: dict[str, Preset] = {
@@ -128,8 +128,8 @@ PRESETS: dict[str, Preset] = {
                     experiments=("ce", "curio"), train_overrides=_SMOKE_TRAINING, eval_batch_size=8),
     # The fork world's study, SFT then GRPO, as docs/claims_v2_protocol.md registers it.
     # Run in the protocol's order: the models claims 1, 3, 4, 6, 7 need, then 2 and 5, then the rest.
-    # Batches of 256 samples (4 problems) since amendment A9: 15% less sampling time than 64 with two
-    # workers on 2 cores (docs/claims_v2_protocol.md); models recorded before it were sampled by 64.
+    # Batches of 256 samples (4 problems) since amendment A9 (its measurement is there); models
+    # recorded before it were sampled in batches of 64.
     "fork_full": Preset(name="fork_full", world=FORK, seeds=(0, 1, 2), samples=64, limit=200, rl=True,
                         experiments=("ce", "curio", "curio_fixed", "entropy_large", "curio_live", "dft",
                                      "entropy_small", *BASELINES), rl_overrides=_FORK_RL, eval_batch_size=256),

@@ -442,7 +442,8 @@ that the rule uses includes it.
         ("gated, determined", _metric("tau_gated/determined", 100)),
     ])
     # SFT runs only: an RL run's train/entropy is GRPO's (the RL section above has its own numbers).
-    training = _model_rows({name: seeds for name, seeds in table.items() if name != BASE and not name.endswith("+rl")}, [
+    sft_runs = {name: seeds for name, seeds in table.items() if name != BASE and not name.endswith("+rl")}
+    training = _model_rows(sft_runs, [
         ("held-out CE at the end", _metric("train/val_ce", digits=4)),
         ("student entropy", _metric("train/entropy", digits=3)),
         ("teacher entropy", _metric("train/teacher_entropy", digits=3)),
