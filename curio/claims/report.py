@@ -17,6 +17,7 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib import colormaps
 from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter
 
 from curio.atomic_write import write_text_atomic
 from curio.claims.plan import BASE, Preset
@@ -117,6 +118,15 @@ def _ratio(top: str, bottom: str) -> Callable[[Sequence[Mapping[str, float]]], s
 def _pass_ks(table: Table, prefix: str) -> list[int]:
     first = next(iter(table.values()))[0]
     return sorted(int(key.split("@")[1]) for key in first if key.startswith(f"{prefix}/pass@"))
+
+
+def _log_scale(ax: Any, which: str) -> None:
+    """``ax``'s ``which`` axis ("x" or "y") log-scaled and labelled in plain numbers (0.06, 0.1),
+    minor ticks too: its range spans a decade or two, so the minor ticks are most of the labels."""
+    getattr(ax, f"set_{which}scale")("log")
+    axis = getattr(ax, f"{which}axis")
+    axis.set_major_formatter(FormatStrFormatter("%g"))
+    axis.set_minor_formatter(FormatStrFormatter("%g"))
 
 
 def _save(fig: Figure, path: Path) -> None:
@@ -261,7 +271,7 @@ def plot_rl_curves(runs: Mapping[str, Sequence[Mapping[str, Any]]], path: Path) 
     colours = _colours(list(runs))
     fig = Figure(figsize=(12, 4.6), dpi=100)
     for index, (metric, title) in enumerate((("reward_mean", "reward (share correct)"),
-                                             ("rollout_entropy", "entropy of its own samples (nats)"))):
+                                             ("rollout_entropy", "entropy of its own samples (nats, log scale)"))):
         ax = fig.add_subplot(1, 2, index + 1)
         for name, records in runs.items():
             curve = rl_mean_curve([record["rl_curves"][metric] for record in records])
@@ -273,6 +283,8 @@ def plot_rl_curves(runs: Mapping[str, Sequence[Mapping[str, Any]]], path: Path) 
         ax.grid(alpha=0.3)
         if index == 0:
             ax.legend(fontsize=6, ncol=2)
+        else:  # an entropy bonus's runs sit some 20x above the rest: a linear axis flattens the rest
+            _log_scale(ax, "y")
     _save(fig, path)
 
 
@@ -289,7 +301,8 @@ def plot_entropy_vs_rl(table: Table, fork_metric: str, fork_title: str, path: Pa
         ax.errorbar([x], [y], xerr=[0.0 if math.isnan(dx) else dx], yerr=[0.0 if math.isnan(dy) else dy],
                     marker="o", color=colours[name], capsize=2, linestyle="none")
         ax.annotate(label_of(name), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    ax.set_xlabel(f"entropy at {fork_title} after SFT (nats, T = 1)")
+    _log_scale(ax, "x")  # the objectives' entropies span over an order of magnitude; rho reads only ranks
+    ax.set_xlabel(f"entropy at {fork_title} after SFT (nats, T = 1, log scale)")
     ax.set_ylabel("ID avg@n after GRPO (%)")
     ax.set_title("Question 8: entropy before RL against accuracy after it", fontsize=10)
     ax.grid(alpha=0.3)
