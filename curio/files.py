@@ -17,6 +17,16 @@ from typing import Any
 from curio.errors import DataError
 
 
+def jsonl_lines(text: str) -> list[str]:
+    """The lines of a JSON Lines text, split at "\\n" only (a CRLF's "\\r" is JSON whitespace).
+
+    Not ``str.splitlines()``: it also splits at characters that a JSON string may hold unescaped
+    (U+0085, U+2028, U+2029), which ``json.dumps(..., ensure_ascii=False)`` writes as they are and
+    a model's samples can contain.
+    """
+    return text.split("\n")
+
+
 def read_text(path: str | Path) -> str:
     """The file's text, decoded as UTF-8 with an optional byte-order mark."""
     path = Path(path)
@@ -67,7 +77,7 @@ def read_records(path: str | Path) -> list[Record]:
             raise DataError(f"{path}:{err.lineno}: invalid JSON: {err.msg}") from err
         return [_record(f"{path}: row {i}", row) for i, row in enumerate(rows, start=1)]
     records = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(jsonl_lines(text), start=1):
         if not line.strip():
             continue
         where = f"{path}:{lineno}"

@@ -16,6 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from curio.errors import UserError
+from curio.files import jsonl_lines
 
 
 def per_problem_accuracy(run_dir: Path) -> dict[str, dict[int, float]]:
@@ -24,7 +25,9 @@ def per_problem_accuracy(run_dir: Path) -> dict[str, dict[int, float]]:
     if not path.is_file():
         raise UserError(f"{path}: no such file (an eval.py run dir holds one)")
     scores: dict[str, dict[int, list[bool]]] = defaultdict(lambda: defaultdict(list))
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in jsonl_lines(path.read_text(encoding="utf-8")):
+        if not line:
+            continue
         sample = json.loads(line)
         scores[sample["benchmark"]][sample["problem"]].append(bool(sample["correct"]))
     return {b: {p: sum(v) / len(v) for p, v in problems.items()} for b, problems in scores.items()}

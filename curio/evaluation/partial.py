@@ -29,6 +29,7 @@ from typing import Any
 
 from curio.atomic_write import write_text_atomic
 from curio.evaluation.sampling import Sample, SamplingParams
+from curio.files import jsonl_lines
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,9 @@ class PartialSamples:
         if not self.path.is_file():
             return []
         lines = []
-        for text in self.path.read_text(encoding="utf-8").splitlines():
+        for text in jsonl_lines(self.path.read_text(encoding="utf-8")):
+            if not text:
+                continue
             try:
                 lines.append(json.loads(text))
             except json.JSONDecodeError:  # the line a kill cut short: it and anything after are dropped

@@ -28,6 +28,16 @@ def write_samples(path, counts: list[int], n: int, benchmark: str = "fork_id") -
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
 
 
+def test_per_problem_accuracy_reads_samples_whose_text_holds_unicode_line_separators(tmp_path):
+    """eval.py writes samples.jsonl with ensure_ascii=False, so a sampled U+0085 or U+2028 stays raw
+    in its line (a study's record once failed on one)."""
+    rows = [{"benchmark": "fork_id", "problem": p, "sample": 0, "response": f"x\x85y\u2028z{p}", "correct": p == 1}
+            for p in range(3)]
+    path = tmp_path / "samples.jsonl"
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    assert per_problem_accuracy(tmp_path) == {"fork_id": {0: 0.0, 1: 1.0, 2: 0.0}}
+
+
 def binomial(n: int, p: float) -> list[float]:
     return [math.comb(n, c) * p**c * (1 - p) ** (n - c) for c in range(n + 1)]
 

@@ -89,6 +89,19 @@ def test_bom_crlf_and_blank_lines_read_like_a_plain_file(tmp_path):
         setup(windows)
 
 
+def test_unicode_line_separators_inside_strings_stay_in_their_row(tmp_path):
+    """JSON strings may hold U+0085, U+2028 and U+2029 unescaped (json.dumps with ensure_ascii=False
+    writes them so); they are not line ends of a JSON Lines file."""
+    rows = [GOOD, {"prompt": "a\u2028b\u2029c", "response": "d\x85e"}]
+    escaped = write(tmp_path, rows, "escaped.jsonl")
+    raw = tmp_path / "raw.jsonl"
+    raw.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    assert "\u2028" in raw.read_text(encoding="utf-8")
+    a, b = setup(escaped), setup(raw)
+    assert b.report["train"]["rows"] == 2
+    assert [s.input_ids for s in a.train_set.samples] == [s.input_ids for s in b.train_set.samples]
+
+
 def test_skip_mode_skips_and_counts_every_kind_of_bad_line(tmp_path):
     path = tmp_path / "train.jsonl"
     path.write_bytes(b"\n".join([GOOD_LINE, b'{"prompt": ', b"[1, 2]", b'"text"', b'{"prompt": "q"}', GOOD_LINE]))
