@@ -3,8 +3,8 @@ with uv when that environment has it, else with pip (the Makefile's installs).
 
 Why uv: on a 2-core machine it built the test suite's two environments in 319 s where pip took
 about 490 (176 s and 315 s; 2026-12-02, another job running at `nice 19`, which in its own
-session still took a share of the cores: see docs/benchmarks.md, "Measuring beside a long job"), downloading and
-unpacking in parallel. It compiles bytecode as pip does:
+session still took a share of the cores: docs/benchmarks.md, "Measuring beside a long job"),
+downloading and unpacking in parallel. It compiles bytecode as pip does:
 without it every fresh process compiles torch's and transformers' sources again, which doubles
 their import time where PYTHONDONTWRITEBYTECODE is set.
 

@@ -120,11 +120,9 @@ def _pass_ks(table: Table, prefix: str) -> list[int]:
     return sorted(int(key.split("@")[1]) for key in first if key.startswith(f"{prefix}/pass@"))
 
 
-def _log_scale(ax: Any, which: str) -> None:
-    """``ax``'s ``which`` axis ("x" or "y") log-scaled and labelled in plain numbers (0.06, 0.1),
-    minor ticks too: its range spans a decade or two, so the minor ticks are most of the labels."""
-    getattr(ax, f"set_{which}scale")("log")
-    axis = getattr(ax, f"{which}axis")
+def _plain_numbers(axis: Any) -> None:
+    """Label a log-scaled axis in plain numbers (0.06, 0.1), minor ticks too: its range spans a
+    decade or two, so the minor ticks are most of the labels."""
     axis.set_major_formatter(FormatStrFormatter("%g"))
     axis.set_minor_formatter(FormatStrFormatter("%g"))
 
@@ -284,7 +282,8 @@ def plot_rl_curves(runs: Mapping[str, Sequence[Mapping[str, Any]]], path: Path) 
         if index == 0:
             ax.legend(fontsize=6, ncol=2)
         else:  # an entropy bonus's runs sit some 20x above the rest: a linear axis flattens the rest
-            _log_scale(ax, "y")
+            ax.set_yscale("log")
+            _plain_numbers(ax.yaxis)
     _save(fig, path)
 
 
@@ -301,7 +300,8 @@ def plot_entropy_vs_rl(table: Table, fork_metric: str, fork_title: str, path: Pa
         ax.errorbar([x], [y], xerr=[0.0 if math.isnan(dx) else dx], yerr=[0.0 if math.isnan(dy) else dy],
                     marker="o", color=colours[name], capsize=2, linestyle="none")
         ax.annotate(label_of(name), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    _log_scale(ax, "x")  # the objectives' entropies span over an order of magnitude; rho reads only ranks
+    ax.set_xscale("log")  # the objectives' entropies span over an order of magnitude; rho reads only ranks
+    _plain_numbers(ax.xaxis)
     ax.set_xlabel(f"entropy at {fork_title} after SFT (nats, T = 1, log scale)")
     ax.set_ylabel("ID avg@n after GRPO (%)")
     ax.set_title("Question 8: entropy before RL against accuracy after it", fontsize=10)
