@@ -58,8 +58,19 @@ def weights_digest(model_dir: Path) -> str:
 def _machine() -> str:
     import torch
 
-    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores, "
+    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores ({_cpu_model()}), "
             f"Python {platform.python_version()}, torch {torch.__version__}")
+
+
+def _cpu_model() -> str:
+    """The processor's name: torch's CPU kernels differ between processors (instruction sets, block
+    sizes), so the same training run can end in other weights on another machine."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    return platform.processor() or "unknown processor"
 
 
 def _settings(preset: Preset) -> dict[str, Any]:
