@@ -21,6 +21,7 @@ from typing import Any
 from curio.claims.measures import RL_METRICS, collect, rl_curve, tau_histograms
 from curio.claims.plan import BASE, Job, Preset
 from curio.atomic_write import write_json_atomic
+from curio.machine import cpu_model
 
 #: The layout of a record; a record of another version is refused, not misread.
 VERSION = 1
@@ -58,19 +59,8 @@ def weights_digest(model_dir: Path) -> str:
 def _machine() -> str:
     import torch
 
-    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores ({_cpu_model()}), "
+    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores ({cpu_model()}), "
             f"Python {platform.python_version()}, torch {torch.__version__}")
-
-
-def _cpu_model() -> str:
-    """The processor's name: torch's CPU kernels differ between processors (instruction sets, block
-    sizes), so the same training run can end in other weights on another machine."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    return platform.processor() or "unknown processor"
 
 
 def _settings(preset: Preset) -> dict[str, Any]:

@@ -55,14 +55,18 @@ class PreallocatedLayer(DynamicLayer):
         return self.length
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
-        """Keep the rows ``indices``, moved to the front of the buffers (only the filled positions
-        are copied); the rows after them are no longer used."""
+        """Keep the rows ``indices``: row ``i`` becomes row ``indices[i]``. Only the rows that
+        change are copied, and only their filled positions; the rows after the kept ones are no
+        longer used."""
         if not self.is_initialized:
             return
         kept = indices.numel()
-        # Indexing with a tensor copies first, so rows moving forward never overwrite a row still to be read.
-        self.key_buffer[:kept, :, : self.length] = self.key_buffer[indices, :, : self.length]
-        self.value_buffer[:kept, :, : self.length] = self.value_buffer[indices, :, : self.length]
+        moved = (indices != torch.arange(kept, device=indices.device)).nonzero().squeeze(-1)
+        if moved.numel():
+            sources = indices[moved]
+            # Indexing with a tensor copies first, so a moved row never overwrites a row still to be read.
+            self.key_buffer[moved, :, : self.length] = self.key_buffer[sources, :, : self.length]
+            self.value_buffer[moved, :, : self.length] = self.value_buffer[sources, :, : self.length]
         self.key_buffer, self.value_buffer = self.key_buffer[:kept], self.value_buffer[:kept]
         self._expose()
 

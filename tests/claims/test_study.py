@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from curio.claims.plan import PRESETS, jobs
-from curio.claims.records import _cpu_model
+from curio.machine import cpu_model
 from curio.claims.report import KEEP_END, KEEP_START
 from curio.config import ROOT
 
@@ -56,7 +56,7 @@ def test_smoke_study_runs_resumes_and_keeps_the_discussion(tmp_path):
     assert record["model"] == "curio/seed0" and record["preset"] == "smoke" and len(record["weights_sha256"]) == 64
     assert 0 <= record["measures"]["id/avg"] <= 1 and record["measures"]["H/choice"] > 0
     # The processor is named: the same run trains other weights on another one (other kernels).
-    assert f"CPU cores ({_cpu_model()})" in record["machine"] and _cpu_model() != "unknown processor"
+    assert f"CPU cores ({cpu_model()})" in record["machine"] and cpu_model() != "unknown processor"
 
 
 def test_report_only_refuses_an_unfinished_study(tmp_path):

@@ -16,10 +16,10 @@ from curio.evaluation.sampling import SamplingParams
 
 def test_updates_and_row_drops_hold_what_concatenation_holds():
     torch.manual_seed(0)
-    mine, theirs = PreallocatedLayer(capacity=9), DynamicLayer()
+    mine, theirs = PreallocatedLayer(capacity=10), DynamicLayer()
     rows = 5
-    for new, keep in ((4, None), (1, [0, 2, 3, 4]), (1, [3, 1]), (1, None), (2, [1])):
-        if keep is not None:  # rows move to the front: row 3 of 4 to row 0, over rows still to be read
+    for new, keep in ((4, None), (1, [0, 2, 3, 4]), (1, [2, 0, 1, 3]), (1, [3, 1]), (1, None), (2, [1])):
+        if keep is not None:  # rows move forward and in a cycle, each over a row still to be read
             mine.batch_select_indices(torch.tensor(keep))
             theirs.batch_select_indices(torch.tensor(keep))
             rows = len(keep)
@@ -28,8 +28,21 @@ def test_updates_and_row_drops_hold_what_concatenation_holds():
         for a, b in zip(got, expected):
             assert torch.equal(a, b)
         assert mine.get_seq_length() == theirs.get_seq_length()
-    with pytest.raises(RuntimeError, match="do not fit its capacity of 9"):
+    with pytest.raises(RuntimeError, match="do not fit its capacity of 10"):
         mine.update(torch.randn(1, 2, 1, 3), torch.randn(1, 2, 1, 3))
+
+
+def test_stopped_rows_are_filled_from_the_end_and_the_others_stay():
+    generator = torch.Generator().manual_seed(0)
+    for rows in (1, 2, 7, 256):
+        for _ in range(20):
+            going = torch.rand(rows, generator=generator) < torch.rand(1, generator=generator)
+            order = HFGenerator._rows_kept(going)
+            kept = int(going.sum())
+            assert sorted(order.tolist()) == going.nonzero().squeeze(-1).tolist()  # every running row, once
+            stay = going[:kept].nonzero().squeeze(-1)
+            assert torch.equal(order[stay], stay)  # rows that go on before the cut keep their place
+            assert (order != torch.arange(kept)).sum() == (~going[:kept]).sum()  # the fewest moves
 
 
 @pytest.mark.parametrize("params", [

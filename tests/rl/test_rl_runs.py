@@ -139,9 +139,11 @@ def test_sampling_temperature_and_sampled_validation(repo_root, tmp_path):
 
 def test_a_short_run_raises_the_reward_on_its_training_prompts(repo_root, tmp_path):
     """Measured, not assumed: 12 optimizer steps (6 rollout steps of 8 prompts x 8 samples) on 16 of
-    the tiny world's training problems, from the pretrained base; the accuracy of 16 fresh samples
+    the tiny world's training problems, from the pretrained base; the accuracy of 64 fresh samples
     per problem at the rollout's temperature, before and after. Measured over three training seeds:
-    36.7% -> 53.1%, 50.8%, 52.7%."""
+    35.4% -> 46.9%, 46.8%, 51.5% (with another evaluation seed, 38.3% -> 44.8%, 51.3%, 52.6%). Fewer
+    samples per problem put about as much noise on the gain as the 8-point margin it once had: with
+    16, the same three runs measured +2.8, +6.7 and +12.9 points, or +14.5, +16.0 and +22.7."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from curio.evaluation.generation import HFGenerator
@@ -158,7 +160,7 @@ def test_a_short_run_raises_the_reward_on_its_training_prompts(repo_root, tmp_pa
     assert result.returncode == 0, result.stderr[-3000:]
     problems = load_jsonl_benchmark(ROOT / "assets" / "tiny_world" / "sft_train.jsonl", "train", "id",
                                     messages_field="messages", drop_final_assistant=True, limit=16)
-    params = SamplingParams(n=16, temperature=1.0, max_new_tokens=96, seed=123)
+    params = SamplingParams(n=64, temperature=1.0, max_new_tokens=96, seed=123)
     grader = Grader(timeout_s=10.0, num_workers=1)
     try:
         accuracy = {}
@@ -168,7 +170,7 @@ def test_a_short_run_raises_the_reward_on_its_training_prompts(repo_root, tmp_pa
             accuracy[name] = run_benchmark(problems, tokenizer, generator, grader, params).metrics["accuracy"]
     finally:
         grader.close()
-    assert accuracy["after"] >= accuracy["before"] + 0.08, accuracy
+    assert accuracy["after"] >= accuracy["before"] + 0.05, accuracy
 
 
 def test_two_process_fsdp2_follows_ddp(repo_root, tmp_path):
