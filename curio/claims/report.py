@@ -8,6 +8,7 @@ hand-written block survives regeneration: the text between :data:`KEEP_START` an
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -17,7 +18,7 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib import colormaps
 from matplotlib.figure import Figure
-from matplotlib.ticker import FormatStrFormatter
+from matplotlib.ticker import FormatStrFormatter, FuncFormatter
 
 from curio.atomic_write import write_text_atomic
 from curio.claims.plan import BASE, Preset
@@ -121,10 +122,18 @@ def _pass_ks(table: Table, prefix: str) -> list[int]:
 
 
 def _plain_numbers(axis: Any) -> None:
-    """Label a log-scaled axis in plain numbers (0.06, 0.1), minor ticks too: its range spans a
-    decade or two, so the minor ticks are most of the labels."""
+    """Label a log-scaled axis in plain numbers (0.06, 0.1), minor ticks too, as many of them as fit:
+    every one on a range under half a decade (where they are most of the labels), 2, 3 and 5 up to
+    1.2 decades, 2 and 5 up to 2, none beyond (labels 0.9 and 1 would overlap)."""
+    def minor(value: float, _position: int) -> str:
+        low, high = axis.get_view_interval()
+        decades = math.log10(high / low) if low > 0 else math.inf
+        digit = round(value / 10 ** math.floor(math.log10(value) + 1e-9))
+        shown = range(1, 10) if decades < 0.5 else (2, 3, 5) if decades < 1.2 else (2, 5) if decades < 2 else ()
+        return f"{value:g}" if digit in shown else ""
+
     axis.set_major_formatter(FormatStrFormatter("%g"))
-    axis.set_minor_formatter(FormatStrFormatter("%g"))
+    axis.set_minor_formatter(FuncFormatter(minor))
 
 
 def _save(fig: Figure, path: Path) -> None:
@@ -289,17 +298,20 @@ def plot_rl_curves(runs: Mapping[str, Sequence[Mapping[str, Any]]], path: Path) 
 
 def plot_entropy_vs_rl(table: Table, fork_metric: str, fork_title: str, path: Path) -> None:
     """Question 8's points: each objective's fork entropy after SFT against its ID avg@n after GRPO
-    (seed means, ± std bars), for the objectives finished at both stages."""
+    (seed means, ± std bars), for the objectives finished at both stages. Named in a legend, each
+    with its colour and its own marker: most objectives sit close together, where labels beside the
+    points would overlap."""
     names = [name for name in table if name != BASE and not name.endswith("+rl") and f"{name}+rl" in table]
     colours = _colours(list(table))
-    fig = Figure(figsize=(7.5, 5.5), dpi=100)
+    fig = Figure(figsize=(9.5, 5.5), dpi=100)
     ax = fig.add_subplot()
-    for name in names:
+    for name, marker in zip(names, itertools.cycle("osD^vP*X<>hp8")):
         (x, dx), (y, dy) = (_stats([s[fork_metric] for s in table[name]]),
                             _stats([100 * s["id/avg"] for s in table[f"{name}+rl"]]))
         ax.errorbar([x], [y], xerr=[0.0 if math.isnan(dx) else dx], yerr=[0.0 if math.isnan(dy) else dy],
-                    marker="o", color=colours[name], capsize=2, linestyle="none")
-        ax.annotate(label_of(name), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+                    marker=marker, markersize=7, color=colours[name], capsize=2, linestyle="none",
+                    label=label_of(name))
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     ax.set_xscale("log")  # the objectives' entropies span over an order of magnitude; rho reads only ranks
     _plain_numbers(ax.xaxis)
     ax.set_xlabel(f"entropy at {fork_title} after SFT (nats, T = 1, log scale)")
@@ -312,12 +324,11 @@ def plot_entropy_vs_rl(table: Table, fork_metric: str, fork_title: str, path: Pa
 def _answers_section(answers: Sequence[Answer], world: str) -> str:
     rows = []
     for answer in answers:
-        evidence = "; ".join(
-            f"{p.what}: {_signed(p)} (per seed {', '.join(_fmt(p.metric, d) for d in p.diffs)})" for p in answer.parts
-        )
-        if answer.note:
-            evidence += f"; {answer.note}"
-        rows.append([str(answer.number), answer.question, f"**{answer.verdict}**", evidence])
+        evidence = [f"{p.what}: {_signed(p)} (per seed {', '.join(_fmt(p.metric, d) for d in p.diffs)})"
+                    for p in answer.parts]
+        if answer.note:  # question 8's whole evidence (a rank correlation has no paired parts)
+            evidence.append(answer.note)
+        rows.append([str(answer.number), answer.question, f"**{answer.verdict}**", "; ".join(evidence)])
     return _table(["#", "claim", world, "evidence: mean ± std over seeds of the paired difference"], rows)
 
 

@@ -1,4 +1,4 @@
-"""The report's numbers that are not verdicts: the RL curves (mean over seeds, then smoothed)."""
+"""The report's numbers that are not verdicts (the RL curves: mean over seeds, then smoothed) and its verdict table."""
 
 import csv
 
@@ -38,3 +38,20 @@ def test_rl_curve_is_the_seed_mean_at_shared_steps_then_a_trailing_average(tmp_p
     two = rl_mean_curve(curves[:2], window=1)  # both logged step 7
     assert [value for _, value in two] == pytest.approx([0.3, 0.5, 0.7, 0.9])
     assert rl_mean_curve([]) == []
+
+
+def test_each_verdict_row_lists_its_evidence_without_an_empty_part():
+    from curio.claims.report import _answers_section
+    from curio.claims.verdicts import Answer, Part
+
+    part = Part(what="fork entropy, SFT - base", a="ce", b="base", metric="H/fork", sign=-1,
+                diffs=(-1.0, -1.1, -0.9), verdict="supports")
+    rows = _answers_section([
+        Answer(number=1, question="q1", verdict="supports", parts=(part,)),
+        Answer(number=3, question="q3", verdict="inconclusive", parts=(part,), note="ID avg@n differs"),
+        Answer(number=8, question="q8", verdict="contradicts", parts=(), note="rho = -0.54 over 13 objectives"),
+    ], "fork world").splitlines()
+    cells = {row.split(" | ")[0].strip("| "): row.split(" | ")[-1].rstrip(" |") for row in rows[2:]}
+    assert cells["1"].startswith("fork entropy, SFT - base: ") and ";" not in cells["1"]
+    assert cells["3"].endswith("); ID avg@n differs")
+    assert cells["8"] == "rho = -0.54 over 13 objectives"  # a rank correlation: no paired parts before it
