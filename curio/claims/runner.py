@@ -218,12 +218,19 @@ def study_lock(root: Path) -> Iterator[None]:
 
 def study_timings(root: Path, records: Path, study: list[Job]) -> dict[str, dict[str, float]]:
     """Each job's step wall times (s): from its record where it has one (perhaps another machine's),
-    else from this folder's ``timings.json``."""
-    timings = read_timings(root)
+    else from this folder's ``timings.json``. Once this folder has finished a job of a stage (SFT or
+    RL: trained and evaluated here), that stage's times are this folder's only: a study that moved
+    to another machine runs its remaining jobs at that machine's pace (the fork study's two machines
+    differed 2-4x)."""
+    local = read_timings(root)
+    here = {job.stage for job in study if {"train", "eval"} <= local.get(job.name, {}).keys()}
+    timings = {}
     for job in study:
         path = record_file(records, job)
-        if path.is_file():
+        if path.is_file() and job.stage not in here:
             timings[job.name] = json.loads(path.read_text(encoding="utf-8"))["steps"]
+        elif job.name in local:
+            timings[job.name] = local[job.name]
     return timings
 
 

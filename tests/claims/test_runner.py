@@ -239,6 +239,21 @@ def test_timings_come_from_the_records_and_then_this_folder(tmp_path):
         "ce/seed0": {"train": 10.0, "eval": 20.0}, "ce+rl/seed0": {"train": 2.0}}
 
 
+def test_a_stage_finished_here_is_timed_by_this_folder_alone(tmp_path):
+    """A study that moved to a machine of another speed: once a job of a stage is trained and
+    evaluated here, the records' times of that stage (the other machine's) no longer count."""
+    study = jobs(PRESET, tmp_path)  # base, ce, ce+rl, curio, curio+rl
+    write_json_atomic(tmp_path / "timings.json", {"curio/seed0": {"train": 1.0, "eval": 2.0},
+                                                  "curio+rl/seed0": {"train": 3.0}})
+    for job, steps in ((study[1], {"train": 10.0, "eval": 20.0}), (study[2], {"train": 30.0, "eval": 40.0})):
+        path = record_file(tmp_path / "records", job)
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"steps": steps}))
+    assert runner.study_timings(tmp_path, tmp_path / "records", study) == {
+        "curio/seed0": {"train": 1.0, "eval": 2.0},  # SFT: finished here, so this folder's pace only
+        "ce+rl/seed0": {"train": 30.0, "eval": 40.0}, "curio+rl/seed0": {"train": 3.0}}  # RL: none yet
+
+
 def test_one_process_per_study_folder(tmp_path):
     with study_lock(tmp_path):
         with pytest.raises(StudyBusy, match="another `python -m curio.claims`"):
