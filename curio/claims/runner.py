@@ -220,8 +220,8 @@ def study_timings(root: Path, records: Path, study: list[Job]) -> dict[str, dict
     """Each job's step wall times (s): from its record where it has one (perhaps another machine's),
     else from this folder's ``timings.json``. Once this folder has finished a job of a stage (SFT or
     RL: trained and evaluated here), that stage's times are this folder's only: a study that moved
-    to another machine runs its remaining jobs at that machine's pace (the fork study's two machines
-    took 2-3x as long as each other to evaluate a model)."""
+    to another machine runs its remaining jobs at that machine's pace (the fork study evaluated a
+    model 2-3x faster on its second machine than on its first)."""
     local = read_timings(root)
     here = {job.stage for job in study if {"train", "eval"} <= local.get(job.name, {}).keys()}
     timings = {}
