@@ -170,6 +170,8 @@ def run_probe(job: Job, preset: Preset) -> None:
 
 #: A study folder's file of step wall times.
 TIMINGS = "timings.json"
+#: The step of an RL job whose SFT model was recorded on another machine: it is trained again here.
+RETRAIN_SFT = "retrain sft"
 _timings_lock = threading.Lock()
 
 
@@ -314,7 +316,7 @@ def _run_job(job: Job, preset: Preset, root: Path, records: Path) -> str:
     steps = []
     if job.stage == "rl" and not trained(job) and not trained(job.sft):
         # Its SFT model is recorded (the chain's first job), but was trained on another machine.
-        steps.append(("retrain sft", lambda job, preset: _retrain_sft(job, preset, records)))
+        steps.append((RETRAIN_SFT, lambda job, preset: _retrain_sft(job, preset, records)))
     if job.experiment != BASE and not trained(job):
         steps.append(("train", train))
     if not evaluated(job):
@@ -350,7 +352,8 @@ def _time_left(timings: dict[str, dict[str, float]], study: list[Job], remaining
     for job in study:
         steps = timings.get(job.name, {})
         if "train" in steps and "eval" in steps:  # the base model is evaluated, never trained
-            per_stage.setdefault(job.stage, []).append(sum(steps.values()))
+            # An RL job's retraining of its SFT model happens once per move to a new machine, not per job.
+            per_stage.setdefault(job.stage, []).append(sum(s for step, s in steps.items() if step != RETRAIN_SFT))
     if any(job.stage not in per_stage for job in remaining):
         return None
     lengths = [sum(statistics.median(per_stage[job.stage]) for job in chain) for chain in chains(remaining)]

@@ -22,6 +22,7 @@ logits and keeps one float per row, so memory stays at ``steps x batch`` floats 
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Iterator, Sequence
 from typing import Protocol
@@ -40,7 +41,7 @@ from transformers import (
 )
 from transformers.cache_utils import Cache
 
-from curio.evaluation.kv_cache import preallocated_cache
+from curio.evaluation.kv_cache import drops_rows, preallocated_cache
 from curio.evaluation.partial import PartialSamples, batch_key
 from curio.evaluation.sampling import Sample, SamplingParams
 from curio.export import is_sharded
@@ -180,6 +181,11 @@ class HFGenerator:
         self.synced_gpus = is_sharded(model) and torch.distributed.is_initialized() \
             and torch.distributed.get_world_size() > 1
 
+    @functools.cached_property
+    def _loop_fits(self) -> bool:
+        """Whether the model's KV cache lets :meth:`_decode_loop` drop and move rows."""
+        return drops_rows(self._new_cache(1))
+
     @property
     def context_length(self) -> int | None:
         return getattr(self.model.config, "max_position_embeddings", None)
@@ -248,7 +254,8 @@ class HFGenerator:
                 warpers.append(TopKLogitsWarper(params.top_k))
             if params.top_p < 1:
                 warpers.append(TopPLogitsWarper(params.top_p))
-        run = self._generate_call if params.stop else self._decode_loop  # (stop strings: generate's)
+        # Stop strings, and caches whose rows cannot be dropped (linear attention), are generate's.
+        run = self._decode_loop if not params.stop and self._loop_fits else self._generate_call
         generated, at_one, at_temperature, chosen = run(input_ids, attention_mask, params, eos, warpers)
         eos_set = set(eos)
         return [

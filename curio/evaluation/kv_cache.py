@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 from transformers import PretrainedConfig
-from transformers.cache_utils import DynamicCache, DynamicLayer
+from transformers.cache_utils import Cache, DynamicCache, DynamicLayer, DynamicSlidingWindowLayer
 
 
 class PreallocatedLayer(DynamicLayer):
@@ -92,3 +92,12 @@ def preallocated_cache(config: PretrainedConfig, capacity: int) -> DynamicCache:
     cache = DynamicCache(config=config)
     cache.layers = [PreallocatedLayer(capacity) if type(layer) is DynamicLayer else layer for layer in cache.layers]
     return cache
+
+
+def drops_rows(cache: Cache) -> bool:
+    """Whether every layer of ``cache`` keeps a row's whole state when the decoding loop drops or
+    moves rows (``batch_select_indices``): keys and values, full or in a sliding window. Linear
+    attention and hybrid layers also hold convolution and recurrent states that their row selection
+    leaves behind or does not have, and other kinds are not checked: with those, the caller samples
+    with ``model.generate``, which never drops rows."""
+    return all(type(layer) in (PreallocatedLayer, DynamicLayer, DynamicSlidingWindowLayer) for layer in cache.layers)

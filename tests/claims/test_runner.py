@@ -227,6 +227,9 @@ def test_time_left_shares_the_chains_among_the_workers(tmp_path):
     assert runner._time_left(timings, study, study[2:], workers=1) == 330.0
     # ce+rl (150 s) beside the curio chain (180 s): the longer chain sets the end, not 330 / 2.
     assert runner._time_left(timings, study, study[2:], workers=2) == 180.0
+    # Retraining an SFT model recorded on another machine is not part of an RL job's pace.
+    timings["ce+rl/seed0"][runner.RETRAIN_SFT] = 40.0
+    assert runner._time_left(timings, study, study[3:], workers=2) == 180.0
 
 
 def test_timings_come_from_the_records_and_then_this_folder(tmp_path):

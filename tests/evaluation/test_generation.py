@@ -334,3 +334,39 @@ def test_batches_of_other_sizes_than_their_key_makes_are_set_aside(tmp_path):
         assert len(samples) == kept and (state is None) == (kept == 0)
         assert path.with_name("bench.jsonl.stale").is_file() == (kept == 0)
         path.with_name("bench.jsonl.stale").unlink(missing_ok=True)
+
+
+def test_rows_filled_from_the_end_keep_their_own_samples(monkeypatch):
+    """The fork world's base model (its greedy rows differ, unlike the tiny random model's), 12 test
+    prompts of different lengths, greedy with a stop token that rows reach at different steps: the
+    loop moves running rows from the end of the batch into stopped rows' places, and every row still
+    gets generate()'s tokens, entropies and log-probabilities."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from curio.config import ROOT
+    from curio.tinyworld.corpus import read_jsonl
+
+    world = ROOT / "assets" / "fork_world"
+    model = AutoModelForCausalLM.from_pretrained(world / "base", dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(world / "base")
+    prompts = [render_prompt(tokenizer, [m for m in row["messages"] if m["role"] != "assistant"])
+               for row in list(read_jsonl(world / "test_id.jsonl"))[:12]]
+    assert len({len(p) for p in prompts}) > 1  # a padded batch
+    steps = 24
+    (free, *_), _ = _both_paths(model, tokenizer, prompts, SamplingParams(n=1, temperature=0, max_new_tokens=steps))
+    orders = []
+    rows_kept = HFGenerator._rows_kept
+    monkeypatch.setattr(HFGenerator, "_rows_kept", staticmethod(lambda going: orders.append(o := rows_kept(going)) or o))
+    for stop in sorted(set(free.flatten().tolist()), key=lambda t: -int((free == t).sum())):
+        orders.clear()
+        params = SamplingParams(n=1, temperature=0, max_new_tokens=steps, stop_token_ids=(stop,))
+        (tokens, at_one, _, chosen), (expected, expected_at_one, _, expected_chosen) = _both_paths(
+            model, tokenizer, prompts, params)
+        if any(not bool((order[1:] > order[:-1]).all()) for order in orders):  # a row moved forward past others
+            break
+    else:
+        pytest.fail("no stop token made the loop move a row from the end: pick other prompts")
+    assert torch.equal(tokens, expected)
+    ran = expected != tokenizer.pad_token_id
+    torch.testing.assert_close(at_one[ran], expected_at_one[ran], rtol=0, atol=1e-5)
+    torch.testing.assert_close(chosen[ran], expected_chosen[ran], rtol=0, atol=1e-5)

@@ -9,7 +9,7 @@ from transformers.cache_utils import DynamicLayer
 
 from bench.sampler import ConcatenatingCache  # the loop on transformers' cache, grown by torch.cat
 from curio.evaluation.generation import HFGenerator
-from curio.evaluation.kv_cache import PreallocatedLayer, preallocated_cache
+from curio.evaluation.kv_cache import PreallocatedLayer, drops_rows, preallocated_cache
 from curio.evaluation.sampled import render_prompt
 from curio.evaluation.sampling import SamplingParams
 
@@ -76,3 +76,29 @@ def test_other_kinds_of_layer_keep_their_own_cache():
                          max_window_layers=1, layer_types=["full_attention", "sliding_attention"])
     layers = preallocated_cache(config, 10).layers
     assert type(layers[0]) is PreallocatedLayer and type(layers[1]) is not PreallocatedLayer
+
+
+def test_a_cache_with_linear_attention_samples_with_generate(tiny_model, monkeypatch):
+    """A linear-attention layer's convolution and recurrent states do not follow a row drop: such a
+    model samples with model.generate, never with the loop that drops rows."""
+    from transformers import Qwen2Config
+    from transformers.cache_utils import DynamicCache, LinearAttentionLayer
+
+    sliding = Qwen2Config(num_hidden_layers=2, hidden_size=16, intermediate_size=32, num_attention_heads=2,
+                          num_key_value_heads=2, vocab_size=32, use_sliding_window=True, sliding_window=4,
+                          max_window_layers=1, layer_types=["full_attention", "sliding_attention"])
+    assert drops_rows(preallocated_cache(sliding, 10)) and drops_rows(DynamicCache(config=sliding))
+    model, tokenizer = tiny_model()
+    hybrid = preallocated_cache(model.config, 10)
+    hybrid.layers[-1] = LinearAttentionLayer()
+    assert not drops_rows(hybrid)
+
+    def refuse(*args):
+        raise AssertionError("the row-dropping loop ran on a cache that cannot drop rows")
+
+    monkeypatch.setattr(HFGenerator, "_decode_loop", refuse)
+    monkeypatch.setattr(HFGenerator, "_new_cache", lambda self, positions: hybrid)
+    prompt = render_prompt(tokenizer, [{"role": "user", "content": "Compute 1+2."}])
+    params = SamplingParams(n=2, temperature=1.0, max_new_tokens=6, seed=0)
+    samples = HFGenerator(model, tokenizer, progress=False).generate([prompt], params)
+    assert len(samples[0]) == 2 and all(0 < s.num_tokens <= 6 for s in samples[0])
