@@ -143,7 +143,10 @@ def test_a_short_run_raises_the_reward_on_its_training_prompts(repo_root, tmp_pa
     per problem at the rollout's temperature, before and after. Measured over three training seeds:
     35.4% -> 46.9%, 46.8%, 51.5% (with another evaluation seed, 38.3% -> 44.8%, 51.3%, 52.6%). Fewer
     samples per problem put about as much noise on the gain as the 8-point margin it once had: with
-    16, the same three runs measured +2.8, +6.7 and +12.9 points, or +14.5, +16.0 and +22.7."""
+    16, the same three runs measured +2.8, +6.7 and +12.9 points, or +14.5, +16.0 and +22.7. With
+    64 the gain's standard error is about 2.5 points, so the 4-point bar fails a working run (some
+    +12) almost never, on another processor's draws too, and passes a run that learns nothing about
+    one time in twenty."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from curio.evaluation.generation import HFGenerator
@@ -170,7 +173,7 @@ def test_a_short_run_raises_the_reward_on_its_training_prompts(repo_root, tmp_pa
             accuracy[name] = run_benchmark(problems, tokenizer, generator, grader, params).metrics["accuracy"]
     finally:
         grader.close()
-    assert accuracy["after"] >= accuracy["before"] + 0.05, accuracy
+    assert accuracy["after"] >= accuracy["before"] + 0.04, accuracy
 
 
 def test_two_process_fsdp2_follows_ddp(repo_root, tmp_path):
