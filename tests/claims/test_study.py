@@ -128,3 +128,18 @@ def test_time_left_is_the_median_pace_of_each_stage(tmp_path):
     # Medians: SFT jobs (532, 3927, 637) -> 637 s; RL jobs (1062, 3002) -> 2032 s.
     assert _time_left(timings, study, remaining) == sft * 637.0 + rl * 2032.0
     assert _time_left(timings, study, study[:0]) == 0.0
+
+
+def test_the_committed_fork_study_records_read_as_its_records(tmp_path):
+    """What the next session's study starts from: every committed record of the fork study is one
+    of its jobs' (right model, preset settings, fields), and no file there is not a job's."""
+    from curio.claims.records import read_record, record_file, records_dir
+
+    preset = PRESETS["fork_full"]
+    records = records_dir(ROOT / preset.world.report)
+    study = jobs(preset, tmp_path)
+    assert read_record(records, study[0], preset) is not None  # the base model's, recorded first
+    for job in study:
+        read_record(records, job, preset)  # raises BadRecord on a bad one
+    expected = {record_file(records, job) for job in study}
+    assert set(records.glob("**/*.json")) <= expected
