@@ -8,6 +8,8 @@ Keys (``<set>`` is ``id`` or ``ood``):
 - ``<set>/gen_entropy``: mean next-token entropy (nats, T = 1) along the model's own samples;
 - ``<set>/distinct_answers``: different final answers per problem;
 - ``<set>/distinct_correct``: different correct solution texts per problem (orders of work);
+- ``<set>/unboxed_correct``: the share of samples graded correct that hold no ``\\boxed{}`` answer
+  (the ``math`` grader judges such a response's last expression; see :func:`unboxed_correct`);
 - ``<set>/avg_eval_se``, ``<set>/pass_n_eval_se``: the standard errors that sampling alone puts on
   avg@n and pass@n (see :func:`evaluation_se`);
 - ``H/<label>``: teacher-forced entropy on held-out demonstrations, per token label (choice,
@@ -33,6 +35,7 @@ from collections import defaultdict
 from typing import Any
 
 from curio.claims.plan import Job
+from curio.evaluation.answers import last_boxed
 from curio.evaluation.compare import per_problem_accuracy
 
 
@@ -49,6 +52,23 @@ def distinct_correct(samples_file: Any, benchmark: str) -> float:
             if sample["correct"]:
                 correct[sample["problem"]].add(sample["response"].strip())
     return sum(len(correct[p]) for p in problems) / len(problems) if problems else float("nan")
+
+
+def unboxed_correct(samples_file: Any, benchmark: str) -> float:
+    """The share of ``benchmark``'s samples graded correct whose response holds no boxed answer.
+
+    In a world where every intermediate expression equals the answer (the fork world) such a
+    sample may have stopped solving anywhere: a model that earns accuracy this way shows here
+    (protocol amendment A11)."""
+    total = unboxed = 0
+    with samples_file.open(encoding="utf-8") as lines:
+        for line in lines:
+            sample = json.loads(line)
+            if sample["benchmark"] != benchmark:
+                continue
+            total += 1
+            unboxed += bool(sample["correct"]) and last_boxed(sample["response"]) is None
+    return unboxed / total if total else float("nan")
 
 
 def evaluation_se(shares: list[float], n: int) -> tuple[float, float]:
@@ -108,6 +128,7 @@ def collect(job: Job) -> dict[str, float]:
         out[f"{name}/gen_entropy"] = metrics.get("token_entropy", float("nan"))
         out[f"{name}/distinct_answers"] = metrics["distinct_answers"]
         out[f"{name}/distinct_correct"] = distinct_correct(job.eval_dir / "samples.jsonl", benchmark)
+        out[f"{name}/unboxed_correct"] = unboxed_correct(job.eval_dir / "samples.jsonl", benchmark)
         out[f"{name}/avg_eval_se"], out[f"{name}/pass_n_eval_se"] = evaluation_se(
             list(shares.get(benchmark, {}).values()), n)
     metrics_csv = job.train_dir / "csv" / "metrics.csv"

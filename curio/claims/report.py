@@ -442,6 +442,18 @@ A seed's difference between two models carries the noise of both evaluations: a 
 about √2 × these where the two are alike, so ±2.8 × these is its 95% interval. The spread over seeds
 that the rule uses includes it.
 """
+    unboxed = ""
+    if any("id/unboxed_correct" in seed for seeds in table.values() for seed in seeds):
+        unboxed_rows = _model_rows(table, [
+            ("ID", _metric("id/unboxed_correct", 100, 2)), ("OOD", _metric("ood/unboxed_correct", 100, 2))])
+        unboxed = f"""
+**Correct without a boxed answer** (% of samples; protocol amendment A11). The evaluations' `math`
+grader lets math-verify judge the last expression of a response that boxes no answer, and where
+every intermediate expression equals the answer such a response may have stopped solving anywhere.
+Empty for models with a record made before this measurement whose samples were no longer there to read:
+
+{unboxed_rows}
+"""
     entropy = _model_rows(table, [
         *((title, _metric(f"H/{label}", digits=3)) for label, title in text_of["labels"]),
         *([(fork_title, _metric(f"H/{fork}", digits=3))] if fork != "choice" else []),
@@ -504,7 +516,7 @@ when all parts are and contradicted when any part is (`curio/claims/verdicts.py`
 avg@n is the mean correctness over all {k_max} samples (equal to the unbiased pass@1).
 
 {accuracy}
-{noise}
+{noise}{unboxed}
 ![pass@k]({rel}/pass_at_k.png)
 
 ## Token entropy on held-out demonstrations (nats, full vocabulary, T = 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from curio.evaluation.answers import normalize_gold
-from curio.evaluation.grading import GRADER_KINDS, GraderKind
+from curio.evaluation.grading import GRADER_KINDS, MATH_KINDS, GraderKind
 
 GROUPS: tuple[str, ...] = ("id", "ood")
 """In-distribution (the math sets the model was trained for) and out-of-distribution benchmarks."""
@@ -36,7 +36,7 @@ class Benchmark:
     Attributes:
         name: short identifier used in metric names (``aime24``).
         group: ``"id"`` or ``"ood"``; group means average the benchmarks in a group unweighted.
-        grader: ``"math"`` or ``"choice"`` (see :mod:`curio.evaluation.grading`).
+        grader: ``"math"``, ``"boxed"`` or ``"choice"`` (see :mod:`curio.evaluation.grading`).
         problems: the problems, in file order.
     """
 
@@ -57,7 +57,7 @@ class Benchmark:
             )
         if not self.problems:
             raise ValueError(f"benchmark {self.name!r} has no problems")
-        if self.grader == "math":
+        if self.grader in MATH_KINDS:
             golds = tuple(replace(p, ground_truth=normalize_gold(p.ground_truth)) for p in self.problems)
             object.__setattr__(self, "problems", golds)
 

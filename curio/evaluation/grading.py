@@ -1,7 +1,11 @@
 """Scoring model responses against ground truths (spec section 9).
 
 Math: a response is correct if its last ``\\boxed{...}`` equals the ground truth after
-:func:`~curio.evaluation.answers.normalize_answer`, or math-verify judges its answer equivalent.
+:func:`~curio.evaluation.answers.normalize_answer`, or math-verify judges its answer equivalent;
+a response without a box is handed to math-verify whole, which judges the last expression it
+finds. Boxed: the same, except that a response without a box is wrong (for worlds where any
+intermediate expression equals the answer, such as the fork world, whose solutions rewrite one
+expression step by step).
 Multiple choice: the label the response commits to (see
 :func:`~curio.evaluation.answers.extract_choice`) equals the ground-truth label.
 
@@ -33,8 +37,10 @@ from curio.evaluation.answers import (
 )
 from curio.evaluation.timeout_pool import TimeoutPool
 
-GraderKind = Literal["math", "choice"]
-GRADER_KINDS: tuple[str, ...] = ("math", "choice")
+GraderKind = Literal["math", "boxed", "choice"]
+GRADER_KINDS: tuple[str, ...] = ("math", "boxed", "choice")
+#: The kinds that grade a math answer (their ground truths are normalised as math).
+MATH_KINDS: tuple[str, ...] = ("math", "boxed")
 
 # math-verify warns once per process that its timeout is off; the pool's timeout replaces it.
 logging.getLogger("math_verify").setLevel(logging.ERROR)
@@ -142,7 +148,7 @@ class Grader:
         Args:
             responses: model outputs (the generated text only).
             ground_truths: the reference answer for each response (repeat it for n samples).
-            kind: ``"math"`` or ``"choice"``.
+            kind: ``"math"``, ``"boxed"`` or ``"choice"``.
             require_think_close: only text after the last ``</think>`` may hold the answer; a
                 response without ``</think>`` is wrong (the RL reward rule).
         """
@@ -152,12 +158,13 @@ class Grader:
             return [
                 grade_choice(r, g, require_think_close) for r, g in zip(responses, ground_truths)
             ]
-        if kind != "math":
+        if kind not in MATH_KINDS:
             raise ValueError(f"unknown grader kind {kind!r}; expected one of {GRADER_KINDS}")
-        return self._grade_math(responses, ground_truths, require_think_close)
+        return self._grade_math(responses, ground_truths, require_think_close, require_box=kind == "boxed")
 
     def _grade_math(
-        self, responses: Sequence[str], ground_truths: Sequence[str], require_think_close: bool
+        self, responses: Sequence[str], ground_truths: Sequence[str], require_think_close: bool,
+        require_box: bool,
     ) -> list[Grade]:
         grades: list[Grade | None] = [None] * len(responses)
         # (ground truth, text for math-verify) -> (sample indices, normalised boxed answer or None)
@@ -169,6 +176,9 @@ class Grader:
                 grades[i] = Grade(correct=False, extracted=None)
                 continue
             boxed = last_boxed(region)
+            if boxed is None and require_box:
+                grades[i] = Grade(correct=False, extracted=None)
+                continue
             if boxed is None:
                 jobs.setdefault((truth, region), ([], None))[0].append(i)
                 continue

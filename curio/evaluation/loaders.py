@@ -140,7 +140,7 @@ def load_parquet_benchmark(
         path: the ``.parquet`` file.
         name: benchmark name used in metric keys.
         group: ``"id"`` or ``"ood"``.
-        grader: ``"math"`` or ``"choice"``.
+        grader: ``"math"``, ``"boxed"`` or ``"choice"``.
         limit: keep only the first ``limit`` problems.
     """
     _check_limit(limit)

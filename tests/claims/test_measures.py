@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from curio.claims.measures import evaluation_se
+from curio.claims.measures import evaluation_se, unboxed_correct
 from curio.evaluation.compare import per_problem_accuracy
 
 
@@ -72,3 +72,18 @@ def test_all_solved_or_none_solved_has_no_sampling_noise(tmp_path):
     write_samples(tmp_path / "samples.jsonl", [0, 3, 0, 3], 3)
     assert se_of(tmp_path / "samples.jsonl", "fork_id", 3) == (0.0, 0.0)
     assert all(math.isnan(v) for v in se_of(tmp_path / "samples.jsonl", "fork_ood", 3))  # no samples
+
+
+def test_unboxed_correct_counts_correct_samples_without_a_box(tmp_path):
+    """Against a count by hand: of fork_id's 5 samples, one correct without a box (the last
+    expression judged), one correct and boxed, one unboxed but wrong, one boxed wrong, one with an
+    empty box (no answer); another benchmark's row is ignored, and a benchmark without samples
+    has no share."""
+    rows = [("so 2*6", True), ("\\boxed{12}", True), ("so 2*7", False), ("\\boxed{13}", False), ("\\boxed{}", True)]
+    lines = [{"benchmark": "fork_id", "problem": 0, "sample": i, "response": r, "correct": c} for i, (r, c) in enumerate(rows)]
+    lines.append({"benchmark": "fork_ood", "problem": 0, "sample": 0, "response": "so 1", "correct": True})
+    path = tmp_path / "samples.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in lines), encoding="utf-8")
+    assert unboxed_correct(path, "fork_id") == pytest.approx(2 / 5)
+    assert unboxed_correct(path, "fork_ood") == 1.0
+    assert math.isnan(unboxed_correct(path, "tiny_id"))

@@ -89,6 +89,21 @@ def test_require_think_close(grader: Grader):
     assert [g.correct for g in lenient] == [True, True, False]
 
 
+def test_boxed_grader_takes_no_unboxed_answer(grader: Grader):
+    """The fork world's case (protocol amendment A11): every intermediate expression of a solution
+    equals the answer, so the ``math`` grader, which lets math-verify judge the last expression of
+    an unboxed response, pays a response that stopped after one step; ``boxed`` does not, and
+    otherwise grades as ``math`` (equivalent boxed answers, think-close rule)."""
+    stopped = "Then 9-7=2, so 2*(3*(7-5))\nThen 7-5=2, so 2*(3*2)\n\x07#q"
+    responses = [stopped, "so 2*6\n\\boxed{12}", "\\boxed{\\frac{24}{2}}", "\\boxed{13}", "<think>x\\boxed{12}"]
+    assert [g.correct for g in grader.grade(responses, ["12"] * 5, "math")] == [True, True, True, False, True]
+    boxed = grader.grade(responses, ["12"] * 5, "boxed")
+    assert [g.correct for g in boxed] == [False, True, True, False, True]
+    assert boxed[0] == Grade(correct=False, extracted=None)
+    assert [g.correct for g in grader.grade(responses, ["12"] * 5, "boxed", require_think_close=True)] == [
+        False, False, False, False, False]
+
+
 @pytest.mark.parametrize(
     "response, truth, correct",
     [
