@@ -94,6 +94,7 @@ def run_curio(setup: dict[str, Any], out: str) -> None:
 
 def run_trl(setup: dict[str, Any], out: str) -> None:
     from datasets import Dataset
+    from omegaconf import OmegaConf
     from transformers import AutoTokenizer, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
@@ -101,15 +102,16 @@ def run_trl(setup: dict[str, Any], out: str) -> None:
     from curio.rl.rewards import Reward
 
     total = setup["warmup"] + setup["steps"]
-    # The problems as curio's prompts read them (conf/prompts/tiny_world.yaml).
-    problems = load_jsonl_benchmark(PROBLEMS, "tiny_world_train", "id", messages_field="messages",
+    # The problems and grader as curio's prompts read them (conf/prompts/tiny_world.yaml).
+    grader = OmegaConf.load(ROOT / "conf" / "prompts" / "tiny_world.yaml").problems.grader
+    problems = load_jsonl_benchmark(PROBLEMS, "tiny_world_train", "id", grader=grader, messages_field="messages",
                                     drop_final_assistant=True, limit=setup["prompts"] * total).problems
     rows = [{"prompt": list(p.prompt), "answer": p.ground_truth} for p in problems]
     reward = Reward(timeout_s=10.0, num_workers=1)
 
     def correct(completions, answer, **_: Any) -> list[float]:
         texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
-        return reward(texts, answer, "math").values
+        return reward(texts, answer, grader).values
 
     times: list[float] = []
     generate_s: list[float] = []
