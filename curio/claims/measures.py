@@ -9,7 +9,7 @@ Keys (``<set>`` is ``id`` or ``ood``):
 - ``<set>/distinct_answers``: different final answers per problem;
 - ``<set>/distinct_correct``: different correct solution texts per problem (orders of work);
 - ``<set>/unboxed_correct``: the share of samples graded correct that hold no ``\\boxed{}`` answer
-  (the ``math`` grader judges such a response's last expression; see :func:`unboxed_correct`);
+  (the ``math`` grader judges such a response's last expression; see :func:`sample_statistics`);
 - ``<set>/avg_eval_se``, ``<set>/pass_n_eval_se``: the standard errors that sampling alone puts on
   avg@n and pass@n (see :func:`evaluation_se`);
 - ``H/<label>``: teacher-forced entropy on held-out demonstrations, per token label (choice,
@@ -39,36 +39,32 @@ from curio.evaluation.answers import last_boxed
 from curio.evaluation.compare import per_problem_accuracy
 
 
-def distinct_correct(samples_file: Any, benchmark: str) -> float:
-    """Mean over problems of the number of different correct responses (exact text)."""
-    correct: dict[int, set[str]] = defaultdict(set)
-    problems: set[int] = set()
+def sample_statistics(samples_file: Any) -> dict[str, dict[str, float]]:
+    """``{benchmark: {"distinct_correct": ..., "unboxed_correct": ...}}`` in one pass over an eval
+    run's ``samples.jsonl``:
+
+    - ``distinct_correct``: the mean over problems of the number of different correct responses
+      (exact text, stripped);
+    - ``unboxed_correct``: the share of samples graded correct whose response holds no boxed
+      answer. In a world where every intermediate expression equals the answer (the fork world)
+      such a sample may have stopped solving anywhere: a model that earns accuracy this way shows
+      here (protocol amendment A11)."""
+    correct: dict[str, dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
+    problems: dict[str, set[int]] = defaultdict(set)
+    totals: dict[str, int] = defaultdict(int)
+    unboxed: dict[str, int] = defaultdict(int)
     with samples_file.open(encoding="utf-8") as lines:
         for line in lines:
             sample = json.loads(line)
-            if sample["benchmark"] != benchmark:
-                continue
-            problems.add(sample["problem"])
+            benchmark = sample["benchmark"]
+            problems[benchmark].add(sample["problem"])
+            totals[benchmark] += 1
             if sample["correct"]:
-                correct[sample["problem"]].add(sample["response"].strip())
-    return sum(len(correct[p]) for p in problems) / len(problems) if problems else float("nan")
-
-
-def unboxed_correct(samples_file: Any, benchmark: str) -> float:
-    """The share of ``benchmark``'s samples graded correct whose response holds no boxed answer.
-
-    In a world where every intermediate expression equals the answer (the fork world) such a
-    sample may have stopped solving anywhere: a model that earns accuracy this way shows here
-    (protocol amendment A11)."""
-    total = unboxed = 0
-    with samples_file.open(encoding="utf-8") as lines:
-        for line in lines:
-            sample = json.loads(line)
-            if sample["benchmark"] != benchmark:
-                continue
-            total += 1
-            unboxed += bool(sample["correct"]) and last_boxed(sample["response"]) is None
-    return unboxed / total if total else float("nan")
+                correct[benchmark][sample["problem"]].add(sample["response"].strip())
+                unboxed[benchmark] += last_boxed(sample["response"]) is None
+    return {benchmark: {"distinct_correct": sum(len(correct[benchmark][p]) for p in seen) / len(seen),
+                        "unboxed_correct": unboxed[benchmark] / totals[benchmark]}
+            for benchmark, seen in problems.items()}
 
 
 def evaluation_se(shares: list[float], n: int) -> tuple[float, float]:
@@ -119,6 +115,7 @@ def collect(job: Job) -> dict[str, float]:
     results = json.loads((job.eval_dir / "results.json").read_text(encoding="utf-8"))
     out: dict[str, float] = {}
     shares = per_problem_accuracy(job.eval_dir)
+    per_sample = sample_statistics(job.eval_dir / "samples.jsonl")
     for benchmark, name in job.world.benchmarks.items():
         metrics = results["benchmarks"][benchmark]["metrics"]
         n = results["benchmarks"][benchmark]["n"]
@@ -127,8 +124,8 @@ def collect(job: Job) -> dict[str, float]:
         out.update({f"{name}/{key}": value for key, value in metrics.items() if key.startswith("pass@")})
         out[f"{name}/gen_entropy"] = metrics.get("token_entropy", float("nan"))
         out[f"{name}/distinct_answers"] = metrics["distinct_answers"]
-        out[f"{name}/distinct_correct"] = distinct_correct(job.eval_dir / "samples.jsonl", benchmark)
-        out[f"{name}/unboxed_correct"] = unboxed_correct(job.eval_dir / "samples.jsonl", benchmark)
+        for key in ("distinct_correct", "unboxed_correct"):
+            out[f"{name}/{key}"] = per_sample.get(benchmark, {}).get(key, float("nan"))
         out[f"{name}/avg_eval_se"], out[f"{name}/pass_n_eval_se"] = evaluation_se(
             list(shares.get(benchmark, {}).values()), n)
     metrics_csv = job.train_dir / "csv" / "metrics.csv"

@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from curio.claims.measures import evaluation_se, unboxed_correct
+from curio.claims.measures import evaluation_se, sample_statistics
 from curio.evaluation.compare import per_problem_accuracy
 
 
@@ -74,16 +74,19 @@ def test_all_solved_or_none_solved_has_no_sampling_noise(tmp_path):
     assert all(math.isnan(v) for v in se_of(tmp_path / "samples.jsonl", "fork_ood", 3))  # no samples
 
 
-def test_unboxed_correct_counts_correct_samples_without_a_box(tmp_path):
-    """Against a count by hand: of fork_id's 5 samples, one correct without a box (the last
-    expression judged), one correct and boxed, one unboxed but wrong, one boxed wrong, one with an
-    empty box (no answer); another benchmark's row is ignored, and a benchmark without samples
-    has no share."""
-    rows = [("so 2*6", True), ("\\boxed{12}", True), ("so 2*7", False), ("\\boxed{13}", False), ("\\boxed{}", True)]
-    lines = [{"benchmark": "fork_id", "problem": 0, "sample": i, "response": r, "correct": c} for i, (r, c) in enumerate(rows)]
+def test_sample_statistics_against_a_count_by_hand(tmp_path):
+    """fork_id's problem 0 has 5 samples: one correct without a box (the last expression judged),
+    one correct and boxed, one unboxed but wrong, one boxed wrong, one with an empty box (no
+    answer); its problem 1 has two correct samples that differ only in surrounding spaces and one
+    wrong. fork_ood has one sample, correct and unboxed; a benchmark without samples is absent."""
+    rows = [(0, "so 2*6", True), (0, "\\boxed{12}", True), (0, "so 2*7", False), (0, "\\boxed{13}", False),
+            (0, "\\boxed{}", True), (1, " \\boxed{4}", True), (1, "\\boxed{4}\n", True), (1, "\\boxed{5}", False)]
+    lines = [{"benchmark": "fork_id", "problem": p, "sample": i, "response": r, "correct": c} for i, (p, r, c) in enumerate(rows)]
     lines.append({"benchmark": "fork_ood", "problem": 0, "sample": 0, "response": "so 1", "correct": True})
     path = tmp_path / "samples.jsonl"
     path.write_text("".join(json.dumps(row) + "\n" for row in lines), encoding="utf-8")
-    assert unboxed_correct(path, "fork_id") == pytest.approx(2 / 5)
-    assert unboxed_correct(path, "fork_ood") == 1.0
-    assert math.isnan(unboxed_correct(path, "tiny_id"))
+    stats = sample_statistics(path)
+    assert stats["fork_id"]["unboxed_correct"] == pytest.approx(2 / 8)
+    assert stats["fork_id"]["distinct_correct"] == pytest.approx((3 + 1) / 2)  # problem 1's two are one text
+    assert stats["fork_ood"] == {"unboxed_correct": 1.0, "distinct_correct": 1.0}
+    assert set(stats) == {"fork_id", "fork_ood"}
