@@ -32,14 +32,16 @@ import csv
 import json
 import math
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from curio.claims.plan import Job
 from curio.evaluation.answers import last_boxed
 from curio.evaluation.compare import per_problem_accuracy
+from curio.files import jsonl_lines, read_text
 
 
-def sample_statistics(samples_file: Any) -> dict[str, dict[str, float]]:
+def sample_statistics(samples_file: Path) -> dict[str, dict[str, float]]:
     """``{benchmark: {"distinct_correct": ..., "unboxed_correct": ...}}`` in one pass over an eval
     run's ``samples.jsonl``:
 
@@ -53,15 +55,16 @@ def sample_statistics(samples_file: Any) -> dict[str, dict[str, float]]:
     problems: dict[str, set[int]] = defaultdict(set)
     totals: dict[str, int] = defaultdict(int)
     unboxed: dict[str, int] = defaultdict(int)
-    with samples_file.open(encoding="utf-8") as lines:
-        for line in lines:
-            sample = json.loads(line)
-            benchmark = sample["benchmark"]
-            problems[benchmark].add(sample["problem"])
-            totals[benchmark] += 1
-            if sample["correct"]:
-                correct[benchmark][sample["problem"]].add(sample["response"].strip())
-                unboxed[benchmark] += last_boxed(sample["response"]) is None
+    for line in jsonl_lines(read_text(samples_file)):  # the same reading as per_problem_accuracy
+        if not line:
+            continue
+        sample = json.loads(line)
+        benchmark = sample["benchmark"]
+        problems[benchmark].add(sample["problem"])
+        totals[benchmark] += 1
+        if sample["correct"]:
+            correct[benchmark][sample["problem"]].add(sample["response"].strip())
+            unboxed[benchmark] += last_boxed(sample["response"]) is None
     return {benchmark: {"distinct_correct": sum(len(correct[benchmark][p]) for p in seen) / len(seen),
                         "unboxed_correct": unboxed[benchmark] / totals[benchmark]}
             for benchmark, seen in problems.items()}
